@@ -1,0 +1,233 @@
+"""The library entry point: `infereco.run(...)` mirrors `infereco run` flag for flag.
+
+It assembles a Task, a Backend, a Strategy and a Price, hands them to the Runner with a Store, and
+returns a `RunResult` built from what the store holds (so a resumed run reports exactly what an
+uninterrupted one would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infereco.backends.base import Backend
+from infereco.errors import UserError
+from infereco.pool import SamplePool
+from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, load_price_file
+from infereco.runner import Progress, Runner, RunSpec
+from infereco.store import Store
+from infereco.strategies import SamplingParams, make_strategy
+from infereco.tasks import get_task
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its id, store totals, the sample pool and the metrics summary."""
+
+    run_id: str
+    store_path: Path
+    totals: dict[str, Any]
+    pool: SamplePool
+    summary: dict[str, Any]
+    reused_samples: int = 0
+    sent_requests: int = 0
+
+    def to_pandas(self) -> Any:
+        """One row per stored sample (needs pandas)."""
+        from infereco.report import pool_to_pandas
+
+        return pool_to_pandas(self.pool)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "store": str(self.store_path), "totals": self.totals, "summary": self.summary}
+
+
+def make_backend(
+    backend: str = "llamacpp",
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int | None = None,
+    max_n: int | None = None,
+    slots: int = 16,
+    threads: int | None = None,
+    timeout_s: float = 600.0,
+    max_retries: int = 5,
+) -> Backend:
+    """Build a backend from CLI-style options."""
+    kind = backend.strip().lower()
+    if kind in ("llamacpp", "embedded", "local"):
+        from infereco.backends.llamacpp import LlamaCppBackend
+
+        n_slots = max_n or slots
+        return LlamaCppBackend(model, slots=n_slots, threads=threads, timeout_s=timeout_s)
+    if kind == "openai":
+        from infereco.backends.openai import OpenAIBackend
+
+        if not base_url:
+            raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
+        if not model:
+            raise UserError("--backend openai needs --model NAME (the name the server knows the model by)")
+        return OpenAIBackend(
+            base_url,
+            model,
+            api_key_env=api_key_env,
+            concurrency=concurrency or 8,
+            max_n=max_n or 16,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+        )
+    raise UserError(f"--backend {backend!r} is unknown; choose llamacpp (embedded default) or openai")
+
+
+def make_price(
+    backend: Backend,
+    *,
+    prices: str | Path | None = None,
+    input_price: float | None = None,
+    output_price: float | None = None,
+    cached_input_price: float | None = None,
+    usd_per_hour: float | None = None,
+) -> Price:
+    """Prices from a file, overridden by flags; a local backend defaults to hardware-hour pricing."""
+    base = load_price_file(prices, backend.model) if prices else None
+    if base is None:
+        local = backend.kind == "llamacpp"
+        base = Price(
+            usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR if local else 0.0,
+            source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR if local else "none given ($0)",
+        )
+    overrides = {
+        k: v
+        for k, v in {
+            "input_per_mtok": input_price,
+            "output_per_mtok": output_price,
+            "cached_input_per_mtok": cached_input_price,
+            "usd_per_hour": usd_per_hour,
+        }.items()
+        if v is not None
+    }
+    for name, value in overrides.items():
+        if value < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if overrides:
+        return base.model_copy(update={**overrides, "source": f"{base.source} + flags"})
+    return base
+
+
+def run(
+    task: str = "arithmetic",
+    *,
+    level: int = 1,
+    limit: int | None = None,
+    data: str | None = None,
+    task_seed: int = 0,
+    strategy: str = "majority",
+    n: int = 16,
+    backend: str | Backend = "llamacpp",
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int | None = None,
+    max_n: int | None = None,
+    max_tokens: int = 256,
+    temperature: float = 0.8,
+    top_p: float = 1.0,
+    seed: int = 0,
+    store: str | Path = "infereco.db",
+    prices: str | Path | None = None,
+    input_price: float | None = None,
+    output_price: float | None = None,
+    usd_per_hour: float | None = None,
+    label: str | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
+
+    Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
+    """
+    if max_tokens < 1:
+        raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
+    if not 0 <= temperature <= 2:
+        raise UserError(f"--temperature must be in [0, 2], got {temperature}")
+    the_task = get_task(task, level=level, limit=limit, seed=task_seed, path=data)
+    the_backend = backend if not isinstance(backend, str) else make_backend(
+        backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n
+    )
+    price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
+    spec = RunSpec(
+        task=the_task,
+        strategy=make_strategy(strategy, n, seed),
+        params=SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p),
+        seed=seed,
+        label=label,
+    )
+    return execute(spec, the_backend, store, price, progress)
+
+
+def execute(spec: RunSpec, backend: Backend, store: str | Path, price: Price, progress: Progress | None = None) -> RunResult:
+    """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
+    with Store(store) as db:
+        runner = Runner(spec, backend, db, price, progress)
+
+        async def go() -> str:
+            try:
+                return await runner.run()
+            finally:
+                await backend.aclose()
+
+        run_id = asyncio.run(go())
+        return result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
+
+
+def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
+    from infereco.metrics import summarize
+
+    pool = db.load_pool(run_id)
+    summary = summarize(pool)
+    summary["label"] = pool.label
+    summary["run_id"] = run_id
+    return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
+
+
+def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[RunSpec, Backend, Price]:
+    """Rebuild a run's spec, backend and price from the config stored with it (for `--resume`)."""
+    try:
+        task = get_task(**config["task"])
+        strat = config["strategy"]
+        spec = RunSpec(
+            task=task,
+            strategy=make_strategy(strat["name"], int(strat.get("n", 1)), int(config.get("seed", 0))),
+            params=SamplingParams(**{**config["sampling"], "stop": tuple(config["sampling"].get("stop", ()))}),
+            seed=int(config.get("seed", 0)),
+            label=label,
+        )
+        full = config.get("backend_full", config["backend"])
+        backend = make_backend(
+            full["kind"],
+            model=full.get("model"),
+            base_url=full.get("base_url"),
+            api_key_env=full.get("api_key_env", "OPENAI_API_KEY"),
+            slots=int(full.get("slots", 16)),
+            threads=full.get("threads"),
+        )
+        price = Price(**config["price"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"stored run config is incomplete or from another version ({exc}); rerun with full flags") from None
+    return spec, backend, price
+
+
+def resume(store: str | Path, run_id: str | None = None, progress: Progress | None = None) -> RunResult:
+    """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config."""
+    with Store(store) as db:
+        if run_id:
+            stored = db.run(run_id)
+        else:
+            stored = db.latest_unfinished()
+            if stored is None:
+                raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
+    spec, backend, price = spec_from_config(stored["config"], stored["label"])
+    return execute(spec, backend, store, price, progress)

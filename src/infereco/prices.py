@@ -1,0 +1,78 @@
+"""Turning usage into money: per-token prices for APIs, hardware-hours for local models.
+
+A hosted API bills tokens: prompt (input), cached prompt (usually discounted) and completion
+(output), each at a price per million tokens. A local model bills time: the machine costs the same
+per hour whether it decodes one sequence or sixteen, so a sample's cost is its share of the wall
+time the machine was busy, times the hourly price. Both can apply at once (e.g. a rented GPU
+running a licensed model).
+
+Default for the embedded model: $0.10 per hour, roughly the on-demand price of a 2-vCPU cloud VM
+like the one infereco's benchmarks run on. Override with `--usd-per-hour` or a price file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infereco.errors import UserError
+
+DEFAULT_LOCAL_USD_PER_HOUR = 0.10
+
+
+class Price(BaseModel):
+    """Prices of one model. Token prices are USD per 1M tokens; `usd_per_hour` is for machine time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    usd_per_hour: float = Field(0.0, ge=0)
+    source: str = "flags"
+
+    def cost(self, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int, busy_s: float) -> float:
+        """USD for this usage. Cached prompt tokens are a subset of prompt tokens."""
+        cached = min(cached_prompt_tokens, prompt_tokens)
+        cached_price = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        tokens = (prompt_tokens - cached) * self.input_per_mtok + cached * cached_price
+        tokens += completion_tokens * self.output_per_mtok
+        return tokens / 1e6 + busy_s * self.usd_per_hour / 3600.0
+
+    def describe(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def load_price_file(path: str | Path, model: str) -> Price:
+    """Read `[models."NAME"]` tables (or a `[default]` table) from a TOML price file.
+
+    Every problem names the file and the field: a price file is input like any other.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--prices: no such file: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise UserError(f"{path}: [models] must be a table of model names")
+    table_name = f'models."{model}"'
+    table = models.get(model)
+    if table is None:
+        table, table_name = data.get("default"), "default"
+    if table is None:
+        known = ", ".join(sorted(models)) or "none"
+        raise UserError(f"{path}: no price for model {model!r} (models priced: {known}; or add a [default] table)")
+    try:
+        return Price(**table, source=f"{path}:{table_name}")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{path}: [{table_name}] field {field!r}: {err['msg']}") from None
+    except TypeError:
+        raise UserError(f"{path}: [{table_name}] must be a table of prices") from None

@@ -1,0 +1,58 @@
+"""The records a run writes: one per request sent and one per sample received.
+
+They are plain values that flow one way, Runner → Store; the Store's schema mirrors them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One stored completion with the verdict of the task's checker and what it cost."""
+
+    problem_id: str
+    step: str
+    index: int
+    request_key: str
+    text: str
+    finish_reason: str | None
+    answer: str | None
+    correct: bool
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    latency_s: float
+    cost_usd: float
+    seed: int | None
+    logprobs_json: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as sent: its key, the samples it asked for, and its measured usage."""
+
+    key: str
+    problem_id: str
+    step: str
+    start_index: int
+    n: int
+    seed: int | None
+    latency_s: float
+    busy_s: float
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """A strategy's final answer for one problem."""
+
+    problem_id: str
+    answer: str | None
+    correct: bool | None
+    info_json: str = "{}"

@@ -1,0 +1,304 @@
+"""The Runner: the only place that touches time, concurrency and the Store.
+
+It feeds problems to a strategy, answers the strategy's requests for samples from the store when
+it can and from the backend when it must, prices every response, and writes each request with its
+samples in one transaction right after the response arrives. Kill it at any instant and the store
+holds only whole requests; run it again and it sends exactly the requests that are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infereco.backends.base import Backend, GenerationRequest
+from infereco.checkers import Checker
+from infereco.prices import Price
+from infereco.problem import Problem
+from infereco.records import ProblemResult, RequestRecord, SampleRecord
+from infereco.store import Store
+from infereco.strategies.base import SamplingParams, Strategy
+from infereco.tasks.base import Task
+
+
+def stable_hash(*parts: Any, length: int = 12) -> str:
+    """A short hex digest of JSON-serialised parts: the same inputs give the same id on any machine."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def request_seed(run_seed: int, problem_id: str, step: str, start: int) -> int:
+    return int(stable_hash(run_seed, problem_id, step, start, length=8), 16) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run. Its `run_id` is a hash of the parts that change the samples."""
+
+    task: Task
+    strategy: Strategy
+    params: SamplingParams = SamplingParams()
+    seed: int = 0
+    label: str | None = None
+
+    def identity(self, backend: Backend) -> dict[str, Any]:
+        ident = dict(backend.describe())
+        for volatile in ("slots", "threads", "base_url", "api_key_env"):
+            ident.pop(volatile, None)  # how the same model is served does not change what it samples
+        return {
+            "task": self.task.spec,
+            "backend": ident,
+            "strategy": self.strategy.describe(),
+            "sampling": {**self.params.__dict__, "stop": list(self.params.stop)},
+            "seed": self.seed,
+        }
+
+    def run_id(self, backend: Backend) -> str:
+        return stable_hash(self.identity(backend))
+
+    def default_label(self, backend: Backend) -> str:
+        strat = self.strategy.describe()
+        return self.label or f"{backend.model} / {strat['name']} N={strat.get('n', '?')}"
+
+
+class BusyClock:
+    """Processor-sharing accounting of machine time.
+
+    While k requests are in flight, each is charged 1/k of the elapsed wall time, so the charges of
+    all requests add up exactly to the time the machine was busy: concurrent requests are not each
+    billed the full wall time, and an idle machine is billed to nobody.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now
+        self._last = now()
+        self._charged: dict[int, float] = {}
+        self._next = 0
+
+    def _advance(self) -> None:
+        t = self._now()
+        if self._charged:
+            share = (t - self._last) / len(self._charged)
+            for token in self._charged:
+                self._charged[token] += share
+        self._last = t
+
+    def start(self) -> int:
+        self._advance()
+        token, self._next = self._next, self._next + 1
+        self._charged[token] = 0.0
+        return token
+
+    def stop(self, token: int) -> float:
+        self._advance()
+        return self._charged.pop(token)
+
+
+@dataclass
+class Progress:
+    """Counters the Runner updates; a UI (rich progress bar) or a test may watch them."""
+
+    samples_total: int = 0
+    samples_done: int = 0
+    samples_reused: int = 0
+    requests_sent: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    on_change: Callable[[Progress], None] | None = None
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    @property
+    def tokens_per_s(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+
+
+class _ProblemContext:
+    """The `SamplingContext` a strategy gets for one problem (see strategies.base)."""
+
+    def __init__(self, runner: Runner, problem: Problem) -> None:
+        self.runner = runner
+        self.problem = problem
+        self.checker: Checker = runner.spec.task.checker
+
+    def messages(self) -> list[dict[str, str]]:
+        return self.runner.spec.task.messages(self.problem)
+
+    async def sample(
+        self, step: str, n: int, messages: list[dict[str, str]] | None = None, params: SamplingParams | None = None
+    ) -> list[SampleRecord]:
+        return await self.runner.sample(self.problem, step, n, messages or self.messages(), params or self.runner.spec.params)
+
+
+class Runner:
+    """Runs one `RunSpec` against one backend into one store."""
+
+    def __init__(self, spec: RunSpec, backend: Backend, store: Store, price: Price, progress: Progress | None = None) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.store = store
+        self.price = price
+        self.progress = progress or Progress()
+        self.run_id = spec.run_id(backend)
+        self.clock = BusyClock()
+        self._requests = asyncio.Semaphore(max(1, backend.max_concurrency()))
+
+    def config(self) -> dict[str, Any]:
+        return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+
+    async def run(self) -> str:
+        """Solve every problem not already solved; return the run id."""
+        task = self.spec.task
+        existed = self.store.ensure_run(self.run_id, self.spec.default_label(self.backend), self.config())
+        self.store.add_problems(self.run_id, task.problems)
+        done = self.store.done_problems(self.run_id) if existed else set()
+        pending = [p for p in task.problems if p.id not in done]
+        n = int(self.spec.strategy.describe().get("n", 1))
+        self.progress.samples_total = len(task.problems) * n
+        self.progress.samples_done = len(done) * n
+        self.progress.changed()
+        start = getattr(self.backend, "start", None)
+        if start is not None and pending:
+            await start()
+        queue: asyncio.Queue[Problem] = asyncio.Queue()
+        for problem in pending:
+            queue.put_nowait(problem)
+        workers = max(1, 2 * self.backend.max_concurrency())
+        try:
+            await asyncio.gather(*(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)))
+        except BaseException:
+            self.store.set_status(self.run_id, "interrupted")
+            raise
+        self.store.set_status(self.run_id, "done")
+        return self.run_id
+
+    async def _worker(self, queue: asyncio.Queue[Problem]) -> None:
+        while True:
+            try:
+                problem = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            result = await self.spec.strategy.solve(_ProblemContext(self, problem))
+            self.store.record_result(
+                self.run_id,
+                ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str)),
+            )
+
+    async def sample(
+        self, problem: Problem, step: str, n: int, messages: list[dict[str, str]], params: SamplingParams
+    ) -> list[SampleRecord]:
+        stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
+        missing = [i for i in range(n) if i not in stored]
+        reused = n - len(missing)
+        if reused:
+            self.progress.samples_reused += reused
+        chunks = _chunks(missing, self.backend.max_samples_per_request())
+        fresh = await asyncio.gather(*(self._send(problem, step, chunk, messages, params) for chunk in chunks))
+        for records in fresh:
+            for record in records:
+                stored[record.index] = record
+        return [stored[i] for i in range(n)]
+
+    async def _send(
+        self, problem: Problem, step: str, indices: list[int], messages: list[dict[str, str]], params: SamplingParams
+    ) -> list[SampleRecord]:
+        start = indices[0]
+        key = f"{problem.id}|{step}|{start}+{len(indices)}"
+        seed = request_seed(self.spec.seed, problem.id, step, start)
+        request = GenerationRequest(
+            messages=tuple(messages),
+            n=len(indices),
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=seed,
+            stop=params.stop,
+            logprobs=params.logprobs,
+            key=f"{self.run_id}/{key}",
+        )
+        async with self._requests:
+            token = self.clock.start()
+            try:
+                completions = await self.backend.generate(request)
+            finally:
+                busy_s = self.clock.stop(token)
+        checker = self.spec.task.checker
+        total_completion = sum(c.completion_tokens for c in completions)
+        busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        records: list[SampleRecord] = []
+        for index, completion, busy in zip(indices, completions, busy_split, strict=True):
+            answer = checker.extract(completion.text)
+            records.append(
+                SampleRecord(
+                    problem_id=problem.id,
+                    step=step,
+                    index=index,
+                    request_key=key,
+                    text=completion.text,
+                    finish_reason=completion.finish_reason,
+                    answer=answer,
+                    correct=checker.is_correct(answer, problem.answer),
+                    prompt_tokens=completion.prompt_tokens,
+                    cached_prompt_tokens=completion.cached_prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    reasoning_tokens=completion.reasoning_tokens,
+                    latency_s=completion.latency_s,
+                    cost_usd=self.price.cost(
+                        completion.prompt_tokens, completion.cached_prompt_tokens, completion.completion_tokens, busy
+                    ),
+                    seed=seed,
+                    logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
+                )
+            )
+        request_record = RequestRecord(
+            key=key,
+            problem_id=problem.id,
+            step=step,
+            start_index=start,
+            n=len(indices),
+            seed=seed,
+            latency_s=max((c.latency_s for c in completions), default=0.0),
+            busy_s=busy_s,
+            prompt_tokens=sum(c.prompt_tokens for c in completions),
+            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
+            completion_tokens=total_completion,
+            cost_usd=sum(r.cost_usd for r in records),
+        )
+        self.store.record_request(self.run_id, request_record, records)
+        p = self.progress
+        p.requests_sent += 1
+        p.samples_done += len(records)
+        p.completion_tokens += total_completion
+        p.cost_usd += request_record.cost_usd
+        p.changed()
+        return records
+
+
+def _chunks(indices: list[int], size: int) -> list[list[int]]:
+    """Split sorted indices into runs of consecutive integers, each at most `size` long."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][-1] == i - 1 and len(out[-1]) < size:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _split_float(total: float, weights: list[float]) -> list[float]:
+    wsum = sum(weights)
+    if wsum <= 0:
+        return [total / len(weights)] * len(weights) if weights else []
+    return [total * w / wsum for w in weights]
+
+
+__all__ = ["RunSpec", "Runner", "Progress", "BusyClock", "stable_hash", "request_seed"]

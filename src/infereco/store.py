@@ -1,0 +1,338 @@
+"""The sample store: one SQLite file (WAL) holding runs, problems, requests, samples and results.
+
+The schema is the contract between a run and its analysis. Two invariants live here:
+- a sample is keyed by (run, problem, step, index): the Runner asks `stored_indices` before it sends
+  anything, so a stored request is never paid for twice;
+- a request and all its samples are written in one transaction, after the response arrived, so a
+  kill at any instant leaves either the whole request or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infereco.errors import UserError
+from infereco.pool import SamplePool
+from infereco.problem import Problem
+from infereco.records import ProblemResult, RequestRecord, SampleRecord
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS problems (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    problem_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    prompt TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, problem_id)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    request_key TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    start_index INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    seed INTEGER,
+    latency_s REAL NOT NULL,
+    busy_s REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    cached_prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, request_key)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    problem_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    request_key TEXT NOT NULL,
+    text TEXT NOT NULL,
+    finish_reason TEXT,
+    answer TEXT,
+    correct INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    cached_prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    seed INTEGER,
+    logprobs_json TEXT,
+    PRIMARY KEY (run_id, problem_id, step, sample_index)
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    problem_id TEXT NOT NULL,
+    answer TEXT,
+    correct INTEGER,
+    info_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, problem_id)
+);
+"""
+
+_SAMPLE_COLUMNS = (
+    "problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, prompt_tokens, "
+    "cached_prompt_tokens, completion_tokens, reasoning_tokens, latency_s, cost_usd, seed, logprobs_json"
+)
+
+
+class Store:
+    """A SQLite sample store. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise UserError(f"--store {self.path} is a directory; expected a .db file path")
+        if not self.path.parent.exists():
+            raise UserError(f"--store {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives a process kill
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"--store {self.path} is not an infereco SQLite store ({exc})") from None
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise UserError(f"--store {self.path} has schema version {row[0]}; this infereco reads {SCHEMA_VERSION}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- runs -------------------------------------------------------------------------------
+    def ensure_run(self, run_id: str, label: str, config: dict[str, Any]) -> bool:
+        """Create the run if new; return True if it already existed (a resume)."""
+        now = time.time()
+        existed = self.conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
+        if not existed:
+            self.conn.execute(
+                "INSERT INTO runs (run_id, label, config_json, status, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (run_id, label, json.dumps(config, sort_keys=True), "running", now, now),
+            )
+        else:
+            self.set_status(run_id, "running")
+        return existed
+
+    def set_status(self, run_id: str, status: str) -> None:
+        self.conn.execute("UPDATE runs SET status=?, updated_at=? WHERE run_id=?", (status, time.time(), run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT run_id, label, config_json, status, created_at, updated_at FROM runs ORDER BY created_at"
+        ).fetchall()
+        return [
+            {"run_id": r[0], "label": r[1], "config": json.loads(r[2]), "status": r[3], "created_at": r[4], "updated_at": r[5]}
+            for r in rows
+        ]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        for run in self.runs():
+            if run["run_id"] == run_id or run["run_id"].startswith(run_id):
+                return run
+        known = ", ".join(r["run_id"] for r in self.runs()) or "none"
+        raise UserError(f"--run {run_id}: no such run in {self.path} (runs: {known})")
+
+    def latest_unfinished(self) -> dict[str, Any] | None:
+        pending = [r for r in self.runs() if r["status"] != "done"]
+        return max(pending, key=lambda r: r["updated_at"]) if pending else None
+
+    # -- problems ---------------------------------------------------------------------------
+    def add_problems(self, run_id: str, problems: Iterable[Problem]) -> None:
+        with self._tx():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO problems VALUES (?,?,?,?,?,?)",
+                [
+                    (run_id, p.id, i, p.prompt, p.answer, json.dumps(p.metadata, sort_keys=True, default=str))
+                    for i, p in enumerate(problems)
+                ],
+            )
+
+    # -- samples ----------------------------------------------------------------------------
+    def stored_indices(self, run_id: str, problem_id: str, step: str) -> set[int]:
+        rows = self.conn.execute(
+            "SELECT sample_index FROM samples WHERE run_id=? AND problem_id=? AND step=?", (run_id, problem_id, step)
+        )
+        return {r[0] for r in rows}
+
+    def samples(self, run_id: str, problem_id: str, step: str) -> list[SampleRecord]:
+        rows = self.conn.execute(
+            f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run_id=? AND problem_id=? AND step=? ORDER BY sample_index",
+            (run_id, problem_id, step),
+        ).fetchall()
+        return [_sample_from_row(r) for r in rows]
+
+    def record_request(self, run_id: str, request: RequestRecord, samples: list[SampleRecord]) -> None:
+        """Write a request and its samples atomically (all or nothing)."""
+        now = time.time()
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, *astuple(request), now),
+            )
+            self.conn.executemany(
+                f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
+                [(run_id, *_sample_row(s)) for s in samples],
+            )
+
+    def record_result(self, run_id: str, result: ProblemResult) -> None:
+        correct = None if result.correct is None else int(result.correct)
+        with self._tx():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?)",
+                (run_id, result.problem_id, result.answer, correct, result.info_json),
+            )
+
+    def done_problems(self, run_id: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT problem_id FROM results WHERE run_id=?", (run_id,))}
+
+    # -- summaries --------------------------------------------------------------------------
+    def totals(self, run_id: str) -> dict[str, Any]:
+        """Counts and sums that must not change between an interrupted-and-resumed run and a clean one."""
+        req = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cost_usd),0), COALESCE(SUM(busy_s),0) FROM requests WHERE run_id=?",
+            (run_id,),
+        ).fetchone()
+        smp = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(correct),0) FROM samples WHERE run_id=?", (run_id,)
+        ).fetchone()
+        res = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(correct),0) FROM results WHERE run_id=?", (run_id,)
+        ).fetchone()
+        n_problems = self.conn.execute("SELECT COUNT(*) FROM problems WHERE run_id=?", (run_id,)).fetchone()[0]
+        return {
+            "problems": n_problems,
+            "problems_done": res[0],
+            "final_correct": res[1],
+            "requests": req[0],
+            "samples": smp[0],
+            "samples_correct": smp[1],
+            "prompt_tokens": req[1],
+            "completion_tokens": req[2],
+            "cost_usd": req[3],
+            "busy_s": req[4],
+        }
+
+    def load_pool(self, run_id: str, step: str = "sample", label: str | None = None) -> SamplePool:
+        """All samples of one step of a run as dense arrays (see `SamplePool`)."""
+        run = self.run(run_id)
+        run_id = run["run_id"]
+        problem_rows = self.conn.execute(
+            "SELECT problem_id FROM problems WHERE run_id=? ORDER BY position", (run_id,)
+        ).fetchall()
+        problem_ids = [r[0] for r in problem_rows]
+        by_problem: dict[str, list[tuple[Any, ...]]] = {pid: [] for pid in problem_ids}
+        for row in self.conn.execute(
+            "SELECT problem_id, sample_index, answer, correct, cost_usd, prompt_tokens, completion_tokens, latency_s "
+            "FROM samples WHERE run_id=? AND step=? ORDER BY problem_id, sample_index",
+            (run_id, step),
+        ):
+            by_problem.setdefault(row[0], []).append(row)
+        kept = [pid for pid in problem_ids if by_problem.get(pid)]
+        width = max((len(by_problem[pid]) for pid in kept), default=0)
+        shape = (len(kept), width)
+        answers = np.full(shape, -1, dtype=np.int64)
+        correct = np.zeros(shape, dtype=bool)
+        valid = np.zeros(shape, dtype=bool)
+        cost = np.zeros(shape)
+        ptok = np.zeros(shape, dtype=np.int64)
+        ctok = np.zeros(shape, dtype=np.int64)
+        lat = np.zeros(shape)
+        answer_correct: list[dict[int, bool]] = []
+        for i, pid in enumerate(kept):
+            classes: dict[str, int] = {}
+            verdicts: dict[int, bool] = {}
+            for j, (_, _, ans, ok, c, pt, ct, la) in enumerate(by_problem[pid]):
+                if ans is not None:
+                    cid = classes.setdefault(ans, len(classes))
+                    answers[i, j] = cid
+                    verdicts[cid] = verdicts.get(cid, False) or bool(ok)
+                correct[i, j] = bool(ok)
+                valid[i, j] = True
+                cost[i, j], ptok[i, j], ctok[i, j], lat[i, j] = c, pt, ct, la
+            answer_correct.append(verdicts)
+        results = dict(
+            self.conn.execute("SELECT problem_id, correct FROM results WHERE run_id=?", (run_id,)).fetchall()
+        )
+        final = None
+        if kept and all(results.get(pid) is not None for pid in kept):
+            final = np.array([bool(results[pid]) for pid in kept])
+        return SamplePool(
+            label=label or run["label"],
+            run_id=run_id,
+            problem_ids=tuple(kept),
+            answers=answers,
+            correct=correct,
+            valid=valid,
+            cost_usd=cost,
+            prompt_tokens=ptok,
+            completion_tokens=ctok,
+            latency_s=lat,
+            answer_correct=tuple(answer_correct),
+            final_correct=final,
+            config=run["config"],
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (so a failed write leaves nothing)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _sample_row(s: SampleRecord) -> tuple[Any, ...]:
+    return (
+        s.problem_id, s.step, s.index, s.request_key, s.text, s.finish_reason, s.answer, int(s.correct),
+        s.prompt_tokens, s.cached_prompt_tokens, s.completion_tokens, s.reasoning_tokens, s.latency_s,
+        s.cost_usd, s.seed, s.logprobs_json,
+    )  # fmt: skip
+
+
+def _sample_from_row(r: tuple[Any, ...]) -> SampleRecord:
+    return SampleRecord(
+        problem_id=r[0], step=r[1], index=r[2], request_key=r[3], text=r[4], finish_reason=r[5], answer=r[6],
+        correct=bool(r[7]), prompt_tokens=r[8], cached_prompt_tokens=r[9], completion_tokens=r[10],
+        reasoning_tokens=r[11], latency_s=r[12], cost_usd=r[13], seed=r[14], logprobs_json=r[15],
+    )  # fmt: skip

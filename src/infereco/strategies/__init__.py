@@ -1,0 +1,16 @@
+"""Inference-time scaling strategies (one module each)."""
+
+from infereco.strategies.base import SamplingContext, SamplingParams, Strategy, StrategyResult
+from infereco.strategies.sampling import STRATEGIES, MajorityVote, OracleBestOfN, RepeatedSampling, make_strategy
+
+__all__ = [
+    "SamplingContext",
+    "SamplingParams",
+    "Strategy",
+    "StrategyResult",
+    "STRATEGIES",
+    "MajorityVote",
+    "OracleBestOfN",
+    "RepeatedSampling",
+    "make_strategy",
+]

@@ -1,0 +1,98 @@
+"""Strategies that draw N independent samples and then pick: repeated sampling, majority vote, pass@N.
+
+All three draw the same pool (step "sample", indices 0..N-1), so their curves for every k ≤ N come
+from one set of samples; they differ only in how a single final answer is chosen:
+- `repeated`: the first sample's answer (what one attempt gets you; the pool feeds pass@k curves);
+- `majority`: the most frequent extracted answer (self-consistency); ties broken by a seeded coin;
+- `pass@n`: an oracle that is right if any sample is right: the ceiling a perfect verifier could
+  reach (coverage), useful as an upper bound, not as a deployable strategy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from infereco.errors import UserError
+from infereco.records import SampleRecord
+from infereco.strategies.base import SamplingContext, StrategyResult
+
+STEP = "sample"
+
+
+def plurality(samples: list[SampleRecord], rng: random.Random) -> tuple[str | None, dict[str, int]]:
+    """The most frequent non-empty answer (ties broken by `rng`) and the vote counts."""
+    votes = Counter(s.answer for s in samples if s.answer is not None)
+    if not votes:
+        return None, {}
+    top = max(votes.values())
+    tied = sorted(a for a, c in votes.items() if c == top)
+    return rng.choice(tied), dict(votes)
+
+
+@dataclass(frozen=True)
+class RepeatedSampling:
+    n: int
+    name: str = "repeated"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "n": self.n}
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples = await ctx.sample(STEP, self.n)
+        first = samples[0]
+        return StrategyResult(first.answer, first.correct, {"correct_samples": sum(s.correct for s in samples)})
+
+
+@dataclass(frozen=True)
+class MajorityVote:
+    n: int
+    seed: int = 0
+    name: str = "majority"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "n": self.n}
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples = await ctx.sample(STEP, self.n)
+        rng = random.Random(f"{self.seed}:{ctx.problem.id}")
+        answer, votes = plurality(samples, rng)
+        correct = answer is not None and any(s.correct for s in samples if s.answer == answer)
+        return StrategyResult(answer, correct, {"votes": votes})
+
+
+@dataclass(frozen=True)
+class OracleBestOfN:
+    n: int
+    name: str = "pass@n"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "n": self.n}
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples = await ctx.sample(STEP, self.n)
+        winner = next((s for s in samples if s.correct), samples[0])
+        return StrategyResult(winner.answer, winner.correct, {"oracle": True})
+
+
+STRATEGIES = {
+    "repeated": "N independent samples; the final answer is the first (pass@k curves come from the pool)",
+    "majority": "N samples, the most frequent answer wins (self-consistency)",
+    "pass@n": "oracle best-of-N: right if any of N samples is right (coverage; needs a perfect verifier)",
+}
+
+
+def make_strategy(name: str, n: int, seed: int = 0) -> RepeatedSampling | MajorityVote | OracleBestOfN:
+    """Build a strategy from its CLI name."""
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    key = name.strip().lower()
+    if key in ("repeated", "sample", "sampling"):
+        return RepeatedSampling(n)
+    if key in ("majority", "vote", "self-consistency"):
+        return MajorityVote(n, seed)
+    if key in ("pass@n", "oracle", "best-of-n-oracle", "pass@k"):
+        return OracleBestOfN(n)
+    raise UserError(f"--strategy {name!r} is unknown; choose one of: {', '.join(STRATEGIES)}")

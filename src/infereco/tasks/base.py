@@ -1,0 +1,53 @@
+"""The `Task` type: a fixed list of problems plus how to prompt for and grade them.
+
+A task is immutable and carries a JSON-able `spec` so that a stored run can say exactly which
+problems it used and rebuild them later (`get_task(**task.spec)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from infereco.checkers import Checker
+from infereco.errors import UserError
+from infereco.problem import Problem
+
+# Kept short on purpose: the default model is 0.5B parameters, and every prompt token is paid for
+# on every sample of every strategy.
+DEFAULT_SYSTEM_PROMPT = (
+    "Solve the problem. Reason step by step in a few short lines, "
+    "then end with a final line of the form `Answer: <number>`."
+)
+
+MATH_SYSTEM_PROMPT = (
+    "Solve the problem. Reason step by step in a few short lines, "
+    "then give the final answer as \\boxed{<answer>}."
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named, ordered set of problems, the checker that grades them and the system prompt."""
+
+    name: str
+    problems: tuple[Problem, ...]
+    checker: Checker
+    system_prompt: str
+    spec: dict[str, Any] = field(hash=False)
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        """Chat messages for one problem: the task's system prompt, then the question."""
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": problem.prompt},
+        ]
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+
+def check_limit(limit: int | None) -> None:
+    """Reject a `--limit` below 1 here, once, rather than silently running zero problems."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserError(f"--limit must be an integer >= 1, got {limit!r}")

@@ -1,0 +1,126 @@
+"""A tiny OpenAI-compatible chat server on 127.0.0.1 for tests: deterministic, counting, breakable.
+
+It answers "What is A + B?"-style prompts with `Answer: A+B` (right) or `Answer: A+B+1` (wrong),
+chosen from the request's seed and the choice index, so results are reproducible. It records every
+request's idempotency key, and can be told to fail the first requests (429 with Retry-After, 500)
+or to answer slowly, which is what the resume and retry tests need. Run it as a script to serve
+from a separate process: `python tests/fakeserver.py PORT [DELAY_S]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeModel:
+    def __init__(self, *, delay_s: float = 0.0, p_correct: float = 0.7, fail_first: int = 0, fail_status: int = 429,
+                 retry_after: str | None = "0", honour_n: bool = True) -> None:  # fmt: skip
+        self.delay_s = delay_s
+        self.p_correct = p_correct
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.retry_after = retry_after
+        self.honour_n = honour_n
+        self.keys: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.attempts = 0
+        self.lock = threading.Lock()
+
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body["messages"][-1]["content"]
+        numbers = [int(x) for x in re.findall(r"\d+", prompt)]
+        truth = sum(numbers[:2]) if len(numbers) >= 2 else 0
+        n = int(body.get("n", 1)) if self.honour_n else 1
+        seed = int(body.get("seed") or 0)
+        choices = []
+        for i in range(n):
+            h = int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            value = truth if h < self.p_correct else truth + 1 + int(h * 3)
+            text = f"Adding the numbers step by step gives {value}.\nAnswer: {value}"
+            choices.append({"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}})
+        prompt_tokens = len(prompt.split()) + 10
+        completion_tokens = sum(len(c["message"]["content"].split()) for c in choices)
+        return {
+            "id": "fake",
+            "object": "chat.completion",
+            "model": body.get("model", "fake"),
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }  # fmt: skip
+
+
+def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._send(200, {"status": "ok"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with model.lock:
+                model.attempts += 1
+                failing = model.attempts <= model.fail_first
+                model.headers.append(dict(self.headers))
+            if failing:
+                headers = {"Retry-After": model.retry_after} if model.retry_after is not None else {}
+                self._send(model.fail_status, {"error": {"message": "injected failure"}}, headers)
+                return
+            if model.delay_s:
+                time.sleep(model.delay_s)
+            with model.lock:
+                model.keys.append(self.headers.get("X-Infereco-Request-Key", ""))
+                model.bodies.append(body)
+            self._send(200, model.answer(body))
+
+    return Handler
+
+
+class FakeServer:
+    """Context manager: `with FakeServer() as srv: srv.base_url, srv.model.keys`."""
+
+    def __init__(self, port: int = 0, **kwargs: Any) -> None:
+        self.model = FakeModel(**kwargs)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.model))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    server = FakeServer(port, delay_s=delay)
+    print(f"serving on {server.base_url}", flush=True)
+    server.httpd.serve_forever()
