@@ -1,8 +1,8 @@
 """Synthetic `SamplePool`s for metric and report tests: no store, no model.
 
 `pool_from_answers` builds a pool from explicit per-problem answer lists (exact control, ragged n);
-`make_pool` draws a realistic-looking pool from known per-problem probabilities, so an estimate can be
-compared with the truth it should recover.
+`make_pool` draws a realistic-looking pool from known per-problem probabilities, so an estimate can
+be compared with the truth it should recover.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def pool_from_answers(
     """
     P = len(answers)
     width = max((len(a) for a in answers), default=0)
-    per_problem = [set(correct_ids)] * P if isinstance(correct_ids, (set, frozenset)) else correct_ids
+    shared = isinstance(correct_ids, (set, frozenset))
+    per_problem = [set(correct_ids)] * P if shared else correct_ids
     ans = np.full((P, width), -1, dtype=np.int64)
     valid = np.zeros((P, width), dtype=bool)
     for p, row in enumerate(answers):

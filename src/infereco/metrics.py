@@ -1,14 +1,17 @@
-"""Metrics over stored samples: unbiased pass@k, majority@k, best-of-n@k, bootstrap CIs, cost-of-pass.
+"""Metrics over stored samples: pass@k, majority@k, best-of-n@k, bootstrap CIs, cost-of-pass.
 
-Sampling is the expensive part of a run, so it happens once (N samples per problem) and every curve for
-every k <= N is *estimated* from that pool instead of re-sampled: pass@k and best-of-n@k by exact
-combinatorial formulas, majority@k exactly where that is cheap and by seeded Monte-Carlo subsampling
-otherwise. Everything here is pure numpy over arrays shaped [problems, samples]: no SQLite, no model,
-vectorised over problems so that 10,000 problems x 1,000 samples take about a second (see
-benchmarks/metrics_speed.py).
+Sampling is the expensive part of a run, so it happens once (N samples per problem) and every curve
+for every k <= N is *estimated* from that pool instead of re-sampled: pass@k and best-of-n@k by
+exact combinatorial formulas, majority@k exactly where that is cheap and by seeded Monte-Carlo
+subsampling otherwise.
 
-Conventions: `k > n` for a problem gives NaN (that problem cannot say anything about k), means over
-problems propagate NaN, and infinities (cost-of-pass with zero successes) stay floats until JSON writing.
+Everything here is pure numpy over arrays shaped [problems, samples] (no SQLite, no model) and is
+vectorised over problems: for 10,000 problems x 1,000 samples, pass@k at every k, majority@k on the
+report's k grid and their bootstrap CIs take under 2 s on 2 cores (benchmarks/metrics_speed.py).
+
+Conventions: `k > n` for a problem gives NaN (that problem says nothing about k), means over
+problems propagate NaN, and infinities (cost-of-pass with zero successes) stay floats until JSON
+writing.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def _as_2d(x: ArrayLike, name: str, shape: tuple[int, ...] | None = None) -> np.
 
 
 def default_ks(max_n: int) -> np.ndarray:
-    """Powers of two up to `max_n`, plus `max_n` itself: the k grid of tables and log2-axis plots."""
+    """Powers of two up to `max_n`, plus `max_n` itself: the k grid of tables and log2 plots."""
     if max_n < 1:
         return np.zeros(0, dtype=np.int64)
     ks = [1 << i for i in range(int(max_n).bit_length()) if (1 << i) <= max_n]
@@ -108,11 +111,11 @@ def pool_counts(pool: SamplePool) -> tuple[np.ndarray, np.ndarray]:
 def pass_at_k(n: ArrayLike, c: ArrayLike, ks: ArrayLike) -> np.ndarray:
     """Unbiased pass@k, 1 - C(n-c, k) / C(n, k), for every problem and every k: shape [P, K].
 
-    The ratio C(n-c, k) / C(n, k) is the product over i < k of (1 - c / (n - i)); it is accumulated as a
-    cumulative sum of log1p terms and turned back with expm1, so a pass@k of 1e-6 keeps its digits and
-    nothing overflows (no factorials). All k share one cumulative sum, and problems with the same
-    (n, c) share one row, so a curve over every k costs one pass over (distinct (n, c)) x max(k).
-    k > n gives NaN.
+    The ratio C(n-c, k) / C(n, k) is the product over i < k of (1 - c / (n - i)); it is accumulated
+    as a cumulative sum of log1p terms and turned back with expm1, so a pass@k of 1e-6 keeps its
+    digits and nothing overflows (no factorials). All k share one cumulative sum, and problems with
+    the same (n, c) share one row, so a curve over every k costs one pass over (distinct (n, c)) x
+    max(k). k > n gives NaN.
     """
     n_arr, c_arr = np.broadcast_arrays(_as_int_array(n, "n"), _as_int_array(c, "c"))
     n_arr, c_arr = n_arr.reshape(-1), c_arr.reshape(-1)
@@ -161,15 +164,17 @@ class _Classes:
     """Answer classes of every problem, reduced to what a plurality vote depends on.
 
     A vote only sees how many drawn samples fall in each answer class, so samples are exchangeable
-    within a class. Classes of one sample (singletons) can only ever tie at a count of 1, so they are
-    kept as two counts (correct / wrong) instead of columns: that bounds the work by the number of
-    classes with >= 2 samples, not by N.
+    within a class. Classes of one sample (singletons) can only ever tie at a count of 1, so they
+    are kept as two counts (correct / wrong) instead of columns: that bounds the work by the number
+    of classes with >= 2 samples, not by N.
     """
 
     n: np.ndarray  # [P] real samples
     none: np.ndarray  # [P] samples with no answer (id -1)
-    multi: np.ndarray  # [P, C] sizes of classes with >= 2 samples, descending, 0-padded
+    multi: np.ndarray  # [P, C] sizes of classes with >= 2 samples: correct ones first, each
+    #                    group by decreasing size, 0-padded
     multi_ok: np.ndarray  # [P, C] is that class's answer correct
+    multi_n_ok: np.ndarray  # [P] number of correct classes among `multi` (they come first)
     single_ok: np.ndarray  # [P] number of correct singleton classes
     single_bad: np.ndarray  # [P] number of wrong singleton classes
 
@@ -182,16 +187,20 @@ def _answer_classes(
 ) -> _Classes:
     """Group each row's answers into classes with one row-wise sort (no Python loop over problems).
 
-    A class is correct when `answer_correct[p]` says so; without an entry it is correct when any of its
-    samples was judged correct (the checker normally agrees on every sample of a class).
+    A class is correct when `answer_correct[p]` says so; without an entry it is correct when any of
+    its samples was judged correct (the checker normally agrees on every sample of a class).
     """
     P, N = answers.shape
-    a = answers.astype(np.int64)
-    if a.size and np.any(a[valid] < -1):
+    if answers.size and np.any(answers[valid] < -1):
         raise ValueError("answer ids must be >= -1 (-1 = no answer)")
-    # Key: padding -1 sorts first, no-answer -> 0/1, class id a -> 2(a+1) + verdict; the low bit then
-    # carries the verdict and its maximum over a run says "any sample of this class judged correct".
-    key = np.where(valid, (a + 1) * 2 + (correct & valid), -1)
+    # Key: padding -1 sorts first, no-answer -> 0/1, class id a -> 2(a+1) + verdict; the low bit
+    # carries the verdict; its maximum over a run says "a sample of this class was judged right".
+    small = answers.size == 0 or int(answers.max()) < 2**30 - 2
+    key = answers.astype(np.int32 if small else np.int64)  # int32 sorts faster
+    key += 1
+    key *= 2
+    key += correct & valid
+    key[~valid] = -1
     key.sort(axis=1)
     flat = key.reshape(-1)
     cls = flat >> 1
@@ -202,7 +211,7 @@ def _answer_classes(
     sizes = np.diff(np.append(starts, flat.size))
     run_row = starts // N
     run_cls = cls[starts]
-    run_ok = np.maximum.reduceat(flat & 1, starts).astype(bool) if starts.size else np.zeros(0, bool)
+    run_ok = np.zeros(0, bool) if not starts.size else np.maximum.reduceat(flat & 1, starts) > 0
 
     none = np.bincount(run_row[run_cls == 0], weights=sizes[run_cls == 0], minlength=P)
     answered = run_cls >= 1
@@ -221,7 +230,7 @@ def _answer_classes(
     single_ok = np.bincount(row[single & ok], minlength=P)
     single_bad = np.bincount(row[single & ~ok], minlength=P)
     row, size, ok = row[~single], size[~single], ok[~single]
-    order = np.lexsort((-size, row))
+    order = np.lexsort((-size, ~ok, row))
     row, size, ok = row[order], size[order], ok[order]
     pos = np.arange(row.size) - np.searchsorted(row, row, side="left")
     width = int(pos.max()) + 1 if pos.size else 0
@@ -234,6 +243,7 @@ def _answer_classes(
         none=none.astype(np.int64),
         multi=multi,
         multi_ok=multi_ok,
+        multi_n_ok=multi_ok.sum(axis=1),
         single_ok=single_ok.astype(np.int64),
         single_bad=single_bad.astype(np.int64),
     )
@@ -242,9 +252,10 @@ def _answer_classes(
 def _tie_score(x: np.ndarray, x_ok: np.ndarray, s_ok: np.ndarray, s_bad: np.ndarray) -> np.ndarray:
     """Expected correctness of a plurality vote with uniform tie-breaking, from drawn class counts.
 
-    x [..., C] counts drawn from the multi-sample classes, x_ok their verdicts, s_ok / s_bad how many
-    correct / wrong singletons were drawn. The winner is uniform among the classes with the top count,
-    so the expectation is (correct tied classes) / (tied classes); with no answered sample it is 0.
+    x [..., C] counts drawn from the multi-sample classes, x_ok their verdicts, s_ok / s_bad how
+    many correct / wrong singletons were drawn. The winner is uniform among the classes with the top
+    count, so the expectation is (correct tied classes) / (tied classes); with no answered sample it
+    is 0.
     """
     singles = s_ok + s_bad
     top = x.max(axis=-1, initial=0)
@@ -258,9 +269,9 @@ def _tie_score(x: np.ndarray, x_ok: np.ndarray, s_ok: np.ndarray, s_bad: np.ndar
 def _majority_small_k(cl: _Classes, k: int) -> np.ndarray:
     """Closed forms for k = 1 and 2 over every problem ([P]; caller masks n < k and n == k).
 
-    With T = (samples in correct classes): k = 1 wins with probability T / n. For k = 2 a pair of two
-    answered classes ties and splits 1/2, an answered sample beats a no-answer, which sums to
-    T (2 * none + answered - 1) / (n (n - 1)).
+    With T = (samples in correct classes): k = 1 wins with probability T / n. For k = 2 a pair of
+    two answered classes ties and splits 1/2, an answered sample beats a no-answer, which sums to T
+    (2 * none + answered - 1) / (n (n - 1)).
     """
     t = (cl.multi * cl.multi_ok).sum(axis=1) + cl.single_ok
     n = cl.n.astype(np.float64)
@@ -288,13 +299,11 @@ def _majority_enumerate(cl: _Classes, probs: np.ndarray, n: int, k: int) -> np.n
     step = max(1, _CHUNK_CELLS // (max(member.shape[0], n) * (width + 3)))
     for lo in range(0, probs.size, step):
         part = probs[lo : lo + step]
-        sizes = np.concatenate(
-            [cl.multi[part], cl.single_ok[part, None], cl.single_bad[part, None], cl.none[part, None]],
-            axis=1,
-        )
+        loose = [cl.single_ok[part, None], cl.single_bad[part, None], cl.none[part, None]]
+        sizes = np.concatenate([cl.multi[part], *loose], axis=1)
         edges = np.cumsum(sizes, axis=1)  # [g, width + 3]
         column = (np.arange(n)[None, :, None] >= edges[:, None, :]).sum(axis=2)  # [g, n]
-        onehot = (column[:, :, None] == np.arange(width + 3)).astype(np.float64)  # [g, n, width + 3]
+        onehot = (column[:, :, None] == np.arange(width + 3)).astype(np.float64)  # [g, n, w + 3]
         counts = np.rint(member @ onehot).astype(np.int64)  # [g, subsets, width + 3]
         ok = cl.multi_ok[part, None, :]
         score = _tie_score(counts[..., :width], ok, counts[..., width], counts[..., width + 1])
@@ -308,11 +317,12 @@ def _majority_monte_carlo(
     """Majority@k averaged over `draws` random k-subsets per problem, drawn in class space.
 
     A uniform k-subset's class counts are multivariate hypergeometric, drawn one group at a time:
-    first the "loose" samples (no-answers and singletons, which cannot win with a count above 1),
-    then classes by decreasing size. The draw stops as soon as no remaining class can reach the
-    current top count (min(next size, draws left) < top), so a dominant answer usually settles the
-    vote after a few classes. Only votes whose top count ends at <= 1 need the loose draw split into
-    no-answers / correct / wrong singletons. Cost: draws x classes visited, independent of N.
+    first the "loose" samples (no-answers and singletons, which can win only with a count of 1),
+    then the correct classes, then the wrong classes by decreasing size. A draw stops as soon as its
+    score is settled: no remaining class can reach the top count (min(next size, draws left) < top),
+    or a wrong class already beats every correct one (score 0); usually after two or three classes.
+    Only votes whose top count ends at <= 1 need the loose draw split into no-answers / correct /
+    wrong singletons. Cost: draws x classes visited, independent of N.
     """
     p = np.repeat(probs, draws)
     left = cl.n[p].copy()  # population not yet assigned
@@ -325,16 +335,19 @@ def _majority_monte_carlo(
     left -= loose
     todo -= x_loose
 
-    top = np.zeros_like(todo)
-    n_tied = np.zeros(p.size)
-    n_ok = np.zeros(p.size)
+    top = np.zeros_like(todo)  # top count so far
+    ok_top = np.zeros_like(todo)  # top count among correct classes
+    n_tied = np.zeros_like(todo)  # classes at the top count
+    n_ok = np.zeros_like(todo)  # correct classes at the top count
     score = np.zeros(p.size)
     idx = np.arange(p.size)
-    low: list[tuple[np.ndarray, ...]] = []  # finished votes whose top count is <= 1
+    low: list[tuple[np.ndarray, ...]] = []  # settled draws whose top count is <= 1
     width = cl.multi.shape[1]
     for j in range(width + 1):
         size = cl.multi[p, j] if j < width else np.zeros_like(p)
-        done = (todo == 0) | (top > np.minimum(size, todo))
+        wrong_phase = j >= cl.multi_n_ok[p]  # sizes are descending from here on
+        beaten = top > np.maximum(ok_top, 1)  # a wrong class leads every correct one: score 0
+        done = (todo == 0) | (wrong_phase & ((top > np.minimum(size, todo)) | beaten))
         if done.any():
             high = done & (top >= 2)
             score[idx[high]] = n_ok[high] / n_tied[high]
@@ -342,8 +355,8 @@ def _majority_monte_carlo(
             if small.any():
                 low.append(tuple(v[small] for v in (idx, p, x_loose, n_tied, n_ok)))
             keep = ~done
-            idx, p, left, todo, top, n_tied, n_ok, size, x_loose = (
-                v[keep] for v in (idx, p, left, todo, top, n_tied, n_ok, size, x_loose)
+            idx, p, left, todo, top, ok_top, n_tied, n_ok, size, x_loose = (
+                v[keep] for v in (idx, p, left, todo, top, ok_top, n_tied, n_ok, size, x_loose)
             )
         if idx.size == 0:
             break
@@ -353,20 +366,19 @@ def _majority_monte_carlo(
         ok = cl.multi_ok[p, j]
         new_top = x > top
         joins = (x == top) & (x > 0)
-        n_tied = np.where(new_top, 1.0, n_tied + joins)
-        n_ok = np.where(new_top, ok.astype(np.float64), n_ok + (joins & ok))
+        n_tied = np.where(new_top, 1, n_tied + joins)
+        n_ok = np.where(new_top, ok, n_ok + (joins & ok))
         top = np.maximum(top, x)
+        ok_top = np.where(ok, np.maximum(ok_top, x), ok_top)
     if idx.size:  # unreachable: draws always run out by the last class
         raise AssertionError("majority Monte-Carlo left draws unassigned")
     if low:
         idx, p, x_loose, n_tied, n_ok = (np.concatenate(parts) for parts in zip(*low))
-        singles = cl.single_ok[p] + cl.single_bad[p]
-        x_single = rng.hypergeometric(singles, cl.none[p], x_loose)
+        x_single = rng.hypergeometric(cl.single_ok[p] + cl.single_bad[p], cl.none[p], x_loose)
         x_single_ok = rng.hypergeometric(cl.single_ok[p], cl.single_bad[p], x_single)
         # top is 1 or 0 here; when 0, n_tied = n_ok = 0 and the singletons alone decide.
-        n_tied = n_tied + x_single
-        n_ok = n_ok + x_single_ok
-        score[idx] = np.where(n_tied > 0, n_ok / np.maximum(n_tied, 1), 0.0)
+        tied = n_tied + x_single
+        score[idx] = np.where(tied > 0, (n_ok + x_single_ok) / np.maximum(tied, 1), 0.0)
     return score.reshape(-1, draws).mean(axis=1)
 
 
@@ -374,9 +386,11 @@ def auto_draws(n_problems: int) -> int:
     """Monte-Carlo draws per problem when the caller gives none.
 
     What a report shows is a mean over problems, whose Monte-Carlo standard error is at most
-    0.5 / sqrt(problems x draws). Spending 2**18 draws per k across all problems keeps that below
-    0.001 for any number of problems, clipped to [32, 1024] per problem so a single problem still
-    gets a usable estimate and 10,000 problems still take about a second.
+    0.5 / sqrt(problems x draws) (a vote's score lies in [0, 1]). Spending 2**18 draws per k across
+    all problems keeps that below 0.001 from 256 problems up; the per-problem count is clipped to
+    [32, 1024] so that few problems still get precise estimates (<= 0.016 each) and 10,000 problems
+    stay fast. With >= 32 draws the Monte-Carlo noise adds at most 0.25/32 to the per-problem
+    variance, a few percent of the spread between problems that the bootstrap CI measures.
     """
     if n_problems <= 0:
         return MAX_DRAWS
@@ -393,19 +407,19 @@ def majority_at_k(
     draws: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Probability that the plurality answer of k samples, drawn without replacement, is correct: [P, K].
+    """P(the plurality answer of k samples drawn without replacement is correct), shape [P, K].
 
-    answers: [P, N] answer-class ids, -1 = no answer. correct: [P, N] per-sample verdicts; a class is
-    correct when any of its samples is, unless `answer_correct[p]` (id -> bool) says otherwise.
-    No-answers never win; a draw of only no-answers counts as wrong. Ties are broken uniformly at random
-    and scored by their expectation (correct tied classes / tied classes).
+    answers: [P, N] answer-class ids, -1 = no answer. correct: [P, N] per-sample verdicts; a class
+    is correct when any of its samples is, unless `answer_correct[p]` (id -> bool) says otherwise.
+    No-answers never win; a draw of only no-answers counts as wrong. Ties are broken uniformly at
+    random and scored by their expectation (correct tied classes / tied classes).
 
     How each (problem, k) is computed, with n the problem's real samples:
-      k > n: NaN.  k == n, k == 1, k == 2: exact closed forms.
-      C(n, k) <= draws: exact, by enumerating every k-subset.
-      otherwise: mean over `draws` seeded Monte-Carlo subsets (standard error <= 0.5 / sqrt(draws) per
-      problem). draws=None uses `auto_draws(P)`. Each k has its own random stream derived from
-      (seed, k), so a k's estimate does not depend on which other ks were asked for.
+      k > n: NaN.  k == n, k == 1, k == 2: exact closed forms. all answers right (or all wrong):
+      exact, 1 - C(no-answers, k) / C(n, k) (or 0). C(n, k) <= draws: exact, by enumerating every
+      k-subset. otherwise: mean over `draws` seeded Monte-Carlo subsets (standard error <= 0.5 /
+      sqrt(draws) per problem). draws=None uses `auto_draws(P)`. Each k has its own random stream
+      derived from (seed, k), so a k's estimate does not depend on which other ks were asked for.
     """
     ans = _as_2d(answers, "answers")
     shape = ans.shape
@@ -421,6 +435,12 @@ def majority_at_k(
         return out
     cl = _answer_classes(_as_int_array(ans, "answers"), ok, real, answer_correct)
     full = _tie_score(cl.multi, cl.multi_ok, cl.single_ok, cl.single_bad)
+    # Problems whose answers are all right (or all wrong) need no vote: the result is the chance
+    # that at least one answered sample is drawn (or 0). Common in real runs, and exact.
+    n_ok = (cl.multi_ok & (cl.multi > 0)).sum(axis=1) + cl.single_ok
+    n_bad = (~cl.multi_ok & (cl.multi > 0)).sum(axis=1) + cl.single_bad
+    pure = (n_ok == 0) | (n_bad == 0)
+    pure_score = np.where(n_ok > 0, pass_at_k(cl.n, cl.n - cl.none, k_arr).T, 0.0).T
     for col, k in enumerate(k_arr.tolist()):
         n = cl.n
         out[n == k, col] = full[n == k]
@@ -428,8 +448,10 @@ def majority_at_k(
         if k <= 2:
             out[rest, col] = _majority_small_k(cl, k)[rest]
             continue
+        out[rest & pure, col] = pure_score[rest & pure, col]
+        rest &= ~pure
         for size in np.unique(n[rest]).tolist():
-            probs = np.flatnonzero(n == size)
+            probs = np.flatnonzero(rest & (n == size))
             if math.comb(size, k) <= n_draws:
                 out[probs, col] = _majority_enumerate(cl, probs, size, k)
                 continue
@@ -444,7 +466,7 @@ def majority_at_k(
 def majority_at_k_curve(
     pool: SamplePool, ks: ArrayLike | None = None, *, draws: int | None = None, seed: int = 0
 ) -> np.ndarray:
-    """Majority@k averaged over problems, [K]; ks default to powers of two up to max_n plus max_n."""
+    """Majority@k averaged over problems, [K]; ks default to `default_ks(pool.max_n)`."""
     k_arr = default_ks(pool.max_n) if ks is None else _as_ks(ks)
     return _column_means(_pool_majority(pool, k_arr, draws=draws, seed=seed))
 
@@ -471,7 +493,7 @@ def _pool_majority(
 def best_of_n_at_k(
     scores: ArrayLike, correct: ArrayLike, ks: ArrayLike, *, valid: ArrayLike | None = None
 ) -> np.ndarray:
-    """Probability that the highest-scored of k samples (drawn without replacement) is correct: [P, K].
+    """P(the highest-scored of k samples drawn without replacement is correct), shape [P, K].
 
     Exact, so it needs no draws. Sort a problem's n samples by score; with F(m) = C(m, k) / C(n, k),
     the best of a uniform k-subset is the sample of rank r (1-based, ascending) with probability
@@ -503,7 +525,8 @@ def best_of_n_at_k(
     below = np.maximum.accumulate(np.where(starts, pos, 0), axis=1)
     upto = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos + 1, N), 1), axis=1), 1)
     cum = np.concatenate([np.zeros((P, 1)), np.cumsum(good, axis=1)], axis=1)
-    level_mean = (np.take_along_axis(cum, upto, 1) - np.take_along_axis(cum, below, 1)) / (upto - below)
+    in_level = np.take_along_axis(cum, upto, 1) - np.take_along_axis(cum, below, 1)
+    level_mean = in_level / (upto - below)
 
     n_real = real.sum(axis=1)
     log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, N + 1, dtype=np.float64)))])
@@ -527,24 +550,30 @@ def best_of_n_at_k(
 
 
 def _resample_counts(n_items: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_boot, n_items] float32 counts: how often each problem appears in each bootstrap resample."""
-    dtype = np.int32 if n_boot * n_items < 2**31 else np.int64
-    picks = rng.integers(0, n_items, size=(n_boot, n_items), dtype=dtype)
-    picks += (np.arange(n_boot, dtype=dtype) * n_items)[:, None]
-    counts = np.bincount(picks.reshape(-1), minlength=n_boot * n_items)
-    return counts.reshape(n_boot, n_items).astype(np.float32)
+    """[n_boot, n_items] float32 counts: how often each problem appears in each bootstrap resample.
+
+    Counted one resample at a time: a row's counts fit in cache, whereas one bincount over all
+    n_boot x n_items picks scatters into a table of that size and is several times slower.
+    """
+    counts = np.empty((n_boot, n_items), dtype=np.float32)
+    block = max(1, (1 << 20) // max(n_items, 1))
+    for lo in range(0, n_boot, block):
+        picks = rng.integers(0, n_items, size=(min(block, n_boot - lo), n_items))
+        for i, row in enumerate(picks):
+            counts[lo + i] = np.bincount(row, minlength=n_items)
+    return counts
 
 
 def bootstrap_ci(
     per_problem: ArrayLike, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[Any, Any]:
-    """Percentile bootstrap CI of the mean over problems, resampling problems (the unit of variation).
+    """Percentile bootstrap CI of the mean over problems, resampling problems (the unit of noise).
 
     per_problem: [P] or [P, K] (one column per metric or k; all columns share the same resamples, so
     differences between columns stay paired). Vectorised as one (resample-count matrix) @ (values)
-    product; values are centred first so the float32 product loses nothing that matters and a constant
-    column gives exactly that constant. Returns (lo, hi) as floats for [P] input, [K] arrays otherwise.
-    A column with a non-finite value, or no problems, gives NaN.
+    product; values are centred first so the float32 product loses nothing that matters and a
+    constant column gives exactly that constant. Returns (lo, hi) as floats for [P] input, [K]
+    arrays otherwise. A column with a non-finite value, or no problems, gives NaN.
     """
     v = np.asarray(per_problem, dtype=np.float64)
     if v.ndim not in (1, 2):
@@ -553,7 +582,7 @@ def bootstrap_ci(
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    cols = v.reshape(v.shape[0], -1)
+    cols = v.reshape(v.shape[0], 1) if v.ndim == 1 else v
     P = cols.shape[0]
     if P == 0:
         lo = hi = np.full(cols.shape[1], np.nan)
@@ -564,6 +593,11 @@ def bootstrap_ci(
         weights = _resample_counts(P, n_boot, np.random.default_rng(seed))
         means = (weights @ centred).astype(np.float64) / P + centre
         lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        # A resampled mean lies within the column's range; clipping removes float32 rounding
+        # (a coverage bound of 1.000000004) without moving any bound by more than that rounding.
+        with np.errstate(invalid="ignore"):
+            lo = np.clip(lo, cols.min(axis=0), cols.max(axis=0))
+            hi = np.clip(hi, cols.min(axis=0), cols.max(axis=0))
     if v.ndim == 1:
         return float(lo[0]), float(hi[0])
     return lo, hi
@@ -614,7 +648,7 @@ def cost_of_pass(cost_per_attempt: float, success_rate: float) -> float:
 
 
 def cost_of_pass_array(cost_per_attempt: ArrayLike, success_rate: ArrayLike) -> np.ndarray:
-    """Elementwise `cost_of_pass` (broadcasting): inf where success is 0, NaN where either is NaN."""
+    """Elementwise `cost_of_pass` (broadcasting): inf where success is 0, NaN where a value is."""
     cost = np.asarray(cost_per_attempt, dtype=np.float64)
     rate = np.asarray(success_rate, dtype=np.float64)
     if np.any((rate < 0) | (rate > 1)):
@@ -643,11 +677,11 @@ def summarize(
 ) -> dict[str, Any]:
     """Everything a table, plot or JSON report shows about one run, as plain Python values.
 
-    Rates are means over problems with percentile-bootstrap CIs (all from the same resamples);
-    N is `pool.max_n`, the sample count every problem reaches. Money is in USD; cost per sample is
-    total cost / real samples. Cost-of-pass is reported for three ways of spending samples:
-    one sample, a majority vote over N, and an oracle that picks a correct sample among N whenever one
-    exists (pass@N: an accuracy upper bound, hence a cost-of-pass lower bound, reachable only with a
+    Rates are means over problems with percentile-bootstrap CIs (all from the same resamples); N is
+    `pool.max_n`, the sample count every problem reaches. Money is in USD; cost per sample is total
+    cost / real samples. Cost-of-pass is reported for three ways of spending samples: one sample, a
+    majority vote over N, and an oracle that picks a correct sample among N whenever one exists
+    (pass@N: an accuracy upper bound, hence a cost-of-pass lower bound, reachable only with a
     perfect verifier). Infinite values stay floats; `report.to_jsonable` turns them into "inf".
     """
     P, N = pool.n_problems, pool.max_n
@@ -662,24 +696,32 @@ def summarize(
     passes = pass_at_k(n, c, k_arr)
     votes_all = _pool_majority(pool, maj_ks, draws=n_draws, seed=seed)
     votes = votes_all[:, np.searchsorted(maj_ks, k_arr)]
-    vote_n = votes_all[:, -1] if N >= 1 else np.full(P, np.nan)
+    vote_n = votes_all[:, np.searchsorted(maj_ks, N)] if N >= 1 else np.full(P, np.nan)
     final = None if pool.final_correct is None else np.asarray(pool.final_correct, np.float64)
-    columns = [accuracy[:, None], coverage[:, None], passes, votes, vote_n[:, None]]
+
+    # One bootstrap over every per-problem column, so all CIs share the same resamples.
+    blocks = {
+        "accuracy": accuracy[:, None],
+        "coverage": coverage[:, None],
+        "pass_at_k": passes,
+        "majority_at_k": votes,
+        "majority_at_n": vote_n[:, None],
+    }
     if final is not None:
-        columns.append(final.reshape(P, 1))
-    table = np.concatenate(columns, axis=1)
+        blocks["final_accuracy"] = final.reshape(P, 1)
+    table = np.concatenate(list(blocks.values()), axis=1)
     means = _column_means(table)
     lo, hi = bootstrap_ci(table, n_boot=n_boot, level=level, seed=seed)
-    K = k_arr.size
-    cut = np.cumsum([1, 1, K, K, 1])
+    ends = np.cumsum([b.shape[1] for b in blocks.values()])
+    spans = {name: slice(end - b.shape[1], end) for (name, b), end in zip(blocks.items(), ends)}
 
-    def part(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = slice(cut[i - 1] if i else 0, cut[i])
-        return means[s], lo[s], hi[s]
+    def point(name: str, **extra: Any) -> dict[str, Any]:
+        i = spans[name].start
+        return _estimate(means[i], lo[i], hi[i], **extra)
 
-    def curve(i: int) -> dict[str, list[float]]:
-        m, low, high = part(i)
-        return {"mean": m.tolist(), "lo": low.tolist(), "hi": high.tolist()}
+    def curve(name: str) -> dict[str, list[float]]:
+        span = spans[name]
+        return {"mean": means[span].tolist(), "lo": lo[span].tolist(), "hi": hi[span].tolist()}
 
     real = np.asarray(pool.valid, dtype=bool)
     n_real = int(real.sum())
@@ -688,7 +730,8 @@ def summarize(
     prompt = np.asarray(pool.prompt_tokens)[real]
     completion = np.asarray(pool.completion_tokens)[real]
     latency = np.asarray(pool.latency_s, np.float64)[real]
-    acc, cov, maj_n = part(0), part(1), part(4)
+    accuracy_ci, coverage_ci = point("accuracy"), point("coverage", k=N)
+    vote_ci = point("majority_at_n", k=N)
 
     return {
         "label": pool.label,
@@ -704,17 +747,15 @@ def summarize(
         "level": level,
         "n_boot": n_boot,
         "seed": seed,
-        "accuracy": _estimate(acc[0][0], acc[1][0], acc[2][0]),
-        "coverage": _estimate(cov[0][0], cov[1][0], cov[2][0], k=N),
+        "accuracy": accuracy_ci,
+        "coverage": coverage_ci,
         "ks": k_arr.tolist(),
-        "pass_at_k": curve(2),
-        "majority_at_k": curve(3),
-        "majority_at_n": _estimate(maj_n[0][0], maj_n[1][0], maj_n[2][0], k=N),
+        "pass_at_k": curve("pass_at_k"),
+        "majority_at_k": curve("majority_at_k"),
+        "majority_at_n": vote_ci,
         "majority_draws": n_draws,
         "majority_mc_se_bound": 0.5 / math.sqrt(P * n_draws) if P else math.nan,
-        "final_accuracy": (
-            _estimate(means[-1], lo[-1], hi[-1]) if final is not None else None
-        ),
+        "final_accuracy": point("final_accuracy") if final is not None else None,
         "tokens": {
             "prompt_total": int(prompt.sum()),
             "completion_total": int(completion.sum()),
@@ -729,9 +770,9 @@ def summarize(
             "per_problem_actual_usd": total_cost / P if P else math.nan,
         },
         "cost_of_pass": {
-            "single_sample": cost_of_pass(per_sample, float(acc[0][0])),
-            "majority_at_n": cost_of_pass(N * per_sample, float(maj_n[0][0])),
-            "oracle_best_of_n": cost_of_pass(N * per_sample, float(cov[0][0])),
+            "single_sample": cost_of_pass(per_sample, accuracy_ci["mean"]),
+            "majority_at_n": cost_of_pass(N * per_sample, vote_ci["mean"]),
+            "oracle_best_of_n": cost_of_pass(N * per_sample, coverage_ci["mean"]),
             "oracle_note": (
                 "oracle best-of-N assumes a perfect verifier: its accuracy (pass@N) is an upper "
                 "bound, so its cost-of-pass is a lower bound"

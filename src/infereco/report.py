@@ -61,7 +61,9 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} as JSON: {obj!r}")
 
 
-def write_json(summaries: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: str | Path) -> Path:
+def write_json(
+    summaries: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: str | Path
+) -> Path:
     """Write one summary or a list of them as indented strict JSON; returns the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,7 @@ def _rate(est: Mapping[str, Any] | None) -> str:
 
 
 def _usd(value: Any) -> str:
-    """Money with as many digits as it needs: $12.3, $0.0123, $1.2e-05; ∞ for infinity."""
+    """Money with as many digits as it needs: $12.3, $0.000123, $1.2e-05; ∞ for infinity."""
     x = _number(value)
     if math.isnan(x):
         return "–"
@@ -106,7 +108,7 @@ def _usd(value: Any) -> str:
         return "$0"
     if abs(x) >= 100:
         return f"${x:,.0f}"
-    if abs(x) >= 0.01:
+    if abs(x) >= 1e-4:
         return f"${x:.3g}"
     return f"${x:.2e}"
 
@@ -164,49 +166,55 @@ def summary_table(summaries: Sequence[Mapping[str, Any]], title: str | None = No
 
 
 def plot_scaling(
-    pools: Sequence[SamplePool],
+    pools: Sequence[SamplePool | Mapping[str, Any]],
     path: str | Path,
     ks: ArrayLike | None = None,
     *,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> Path:
-    """Write a PNG (1200x500 px) of how accuracy scales with samples and with money, one colour per run.
+    """Write a 1200x500 PNG of how accuracy grows with samples and with money, a colour per run.
 
-    Left: coverage (pass@k, solid) and majority@k (dashed) against k on a log2 axis, with bootstrap CI
-    bands. Right: the same curves against the cost of k samples per problem (k x mean cost per
-    sample), so runs with different prices can be compared on one axis. Returns the path.
+    Left: coverage (pass@k, solid) and majority@k (dashed) against k on a log2 axis, with bootstrap
+    CI bands. Right: the same curves against the cost of k samples per problem (k x mean cost per
+    sample), so runs with different prices can be compared on one axis. Each run is a pool
+    (summarised here with ks / n_boot / seed) or a summary the caller already has, used as is.
+    Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure renders with Agg without touching pyplot's global backend or figure list.
+    from matplotlib import rcParams
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig, (by_k, by_cost) = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, pool in enumerate(pools):
-        s = summarize(pool, ks, n_boot=n_boot, seed=seed)
+    fig = Figure(figsize=(12, 5), dpi=100)
+    by_k, by_cost = fig.subplots(1, 2)
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    legend: list[Line2D] = []
+    level = 0.95
+    for i, run in enumerate(pools):
+        s = run if isinstance(run, Mapping) else summarize(run, ks, n_boot=n_boot, seed=seed)
         k = np.asarray(s["ks"], dtype=np.float64)
         if k.size == 0:
             continue
         colour = colours[i % len(colours)]
-        per_sample = s["cost"]["per_sample_usd"]
+        level = float(s.get("level", level))
+        legend.append(Line2D([], [], color=colour, linewidth=6, alpha=0.6, label=s["label"]))
+        per_sample = _number(s["cost"]["per_sample_usd"])
         spend = k * per_sample
-        for key, style, name in (
-            ("pass_at_k", "-", "coverage (pass@k)"),
-            ("majority_at_k", "--", "majority@k"),
-        ):
-            curve = s[key]
-            mean, lo, hi = (np.asarray(curve[part], np.float64) for part in ("mean", "lo", "hi"))
-            label = f"{s['label']}: {name}"
-            by_k.plot(k, mean, style, color=colour, marker="o", markersize=3, label=label)
+        for key, style in (("pass_at_k", "-"), ("majority_at_k", "--")):
+            mean, lo, hi = (
+                np.array([_number(v) for v in s[key][part]]) for part in ("mean", "lo", "hi")
+            )
+            by_k.plot(k, mean, style, color=colour, marker="o", markersize=3)
             by_k.fill_between(k, lo, hi, color=colour, alpha=0.15, linewidth=0)
             if per_sample > 0:
-                by_cost.plot(spend, mean, style, color=colour, marker="o", markersize=3, label=label)
+                by_cost.plot(spend, mean, style, color=colour, marker="o", markersize=3)
                 by_cost.fill_between(spend, lo, hi, color=colour, alpha=0.15, linewidth=0)
     by_k.set_xscale("log", base=2)
+    by_k.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     by_k.set_xlabel("samples per problem, k (log scale)")
     by_k.set_ylabel("share of problems solved")
     by_k.set_title("Accuracy vs samples")
@@ -217,13 +225,16 @@ def plot_scaling(
     for ax in (by_k, by_cost):
         ax.set_ylim(0, 1.02)
         ax.grid(True, which="major", alpha=0.3)
-    handles, labels = by_k.get_legend_handles_labels()
-    if handles:
-        by_k.legend(fontsize=8, loc="lower right")
-    fig.suptitle("Repeated sampling: coverage (pass@k) and majority vote, 95% bootstrap bands")
+    legend += [
+        Line2D([], [], color="black", linestyle="-", label="coverage (pass@k)"),
+        Line2D([], [], color="black", linestyle="--", label="majority@k"),
+    ]
+    by_k.legend(handles=legend, fontsize=9, loc="lower right")
+    fig.suptitle(
+        f"Repeated sampling: coverage (pass@k) and majority vote, {level:.0%} bootstrap bands"
+    )
     fig.tight_layout()
     fig.savefig(target, dpi=100)
-    plt.close(fig)
     return target
 
 

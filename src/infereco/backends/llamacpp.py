@@ -193,6 +193,7 @@ class LlamaCppBackend:
                     max_retries=2,
                     concurrency=self.max_concurrency(),
                     max_n=self.server.slots,
+                    count_tokens_from_logprobs=True,
                 )
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:

@@ -58,6 +58,7 @@ class OpenAIBackend:
         max_n: int = 16,
         send_n: bool = True,
         extra_body: dict[str, Any] | None = None,
+        count_tokens_from_logprobs: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise BackendError(f"--base-url must start with http:// or https://, got {base_url!r}")
@@ -72,6 +73,9 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.max_n = max(1, max_n) if send_n else 1
         self.extra_body = dict(extra_body or {})
+        # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
+        # gives one entry per generated token of every choice, i.e. exact per-sample counts.
+        self.count_tokens_from_logprobs = count_tokens_from_logprobs
         self._client: httpx.AsyncClient | None = None
         self._rng = random.Random()
 
@@ -116,7 +120,7 @@ class OpenAIBackend:
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
-        if request.logprobs:
+        if request.logprobs or self.count_tokens_from_logprobs:
             body["logprobs"] = True
             if request.top_logprobs:
                 body["top_logprobs"] = request.top_logprobs
@@ -189,7 +193,9 @@ class OpenAIBackend:
         cached_total = int(details.get("cached_tokens") or 0)
         reasoning_total = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
         # Per-choice completion tokens: exact from logprobs when present, else by text length.
-        if all(lp is not None for lp in logprobs) and sum(len(lp or []) for lp in logprobs) == completion_total:
+        if all(lp is not None for lp in logprobs) and (
+            self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
+        ):
             completion_split = [len(lp or []) for lp in logprobs]
         else:
             completion_split = split_by_weight(completion_total, [max(len(t), 1) for t in texts])
@@ -205,7 +211,7 @@ class OpenAIBackend:
                 cached_prompt_tokens=cached_split[i],
                 reasoning_tokens=reasoning_split[i],
                 latency_s=latency,
-                logprobs=logprobs[i],
+                logprobs=logprobs[i] if request.logprobs else None,
             )
             for i in range(n)
         ]
