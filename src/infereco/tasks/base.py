@@ -13,11 +13,18 @@ from infereco.checkers import Checker
 from infereco.errors import UserError
 from infereco.problem import Problem
 
-# Kept short on purpose: the default model is 0.5B parameters, and every prompt token is paid for
-# on every sample of every strategy.
+# One worked example in the terse format we want. Measured on the embedded 0.5B model (level-3
+# arithmetic, 6 problems x 8 samples): 23 completion tokens per sample instead of 146 with an
+# instruction alone ("reason step by step in a few short lines"), and accuracy 0.58 vs 0.52. With
+# `n` samples per request the prompt is processed once, so the example costs little.
 DEFAULT_SYSTEM_PROMPT = (
-    "Solve the problem. Reason step by step in a few short lines, "
-    "then end with a final line of the form `Answer: <number>`."
+    "Solve the math word problem. Write one short line per calculation, then the final line "
+    "`Answer: <number>`.\n\n"
+    "Example:\n"
+    "Question: Ann has 5 pens. She buys 2 boxes with 3 pens each. How many pens does she have now?\n"
+    "2 * 3 = 6\n"
+    "5 + 6 = 11\n"
+    "Answer: 11"
 )
 
 MATH_SYSTEM_PROMPT = (
