@@ -3,8 +3,10 @@
 It answers "What is A + B?"-style prompts with `Answer: A+B` (right) or `Answer: A+B+1` (wrong),
 chosen from the request's seed and the choice index, so results are reproducible. It records every
 request's idempotency key, and can be told to fail the first requests (429 with Retry-After, 500)
-or to answer slowly, which is what the resume and retry tests need. Run it as a script to serve
-from a separate process: `python tests/fakeserver.py PORT [DELAY_S]`.
+or to answer slowly, which is what the resume and retry tests need; `fail_after=K` serves K requests
+and then refuses every later one with `fail_after_status` (an interrupted run). Run it as a script to
+serve from a separate process: `python tests/fakeserver.py PORT [DELAY_S]`; `GET /stats` returns the
+keys it served (in order) and the number of attempts, so another process can count requests.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from typing import Any
 
 class FakeModel:
     def __init__(self, *, delay_s: float = 0.0, p_correct: float = 0.7, fail_first: int = 0, fail_status: int = 429,
-                 retry_after: str | None = "0", honour_n: bool = True) -> None:  # fmt: skip
+                 retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
+                 fail_after_status: int = 400) -> None:  # fmt: skip
         self.delay_s = delay_s
         self.p_correct = p_correct
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.retry_after = retry_after
         self.honour_n = honour_n
+        self.fail_after = fail_after
+        self.fail_after_status = fail_after_status
         self.keys: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.attempts = 0
+        self.admitted = 0
         self.lock = threading.Lock()
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +80,10 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
+            if self.path.rstrip("/").endswith("/stats"):
+                with model.lock:
+                    self._send(200, {"keys": list(model.keys), "attempts": model.attempts})
+                return
             self._send(200, {"status": "ok"})
 
         def do_POST(self) -> None:  # noqa: N802
@@ -82,7 +92,13 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
             with model.lock:
                 model.attempts += 1
                 failing = model.attempts <= model.fail_first
+                exhausted = not failing and model.fail_after is not None and model.admitted >= model.fail_after
+                if not failing and not exhausted:
+                    model.admitted += 1  # counted on arrival, so concurrent requests cannot overshoot
                 model.headers.append(dict(self.headers))
+            if exhausted:
+                self._send(model.fail_after_status, {"error": {"message": "injected failure after quota"}})
+                return
             if failing:
                 headers = {"Retry-After": model.retry_after} if model.retry_after is not None else {}
                 self._send(model.fail_status, {"error": {"message": "injected failure"}}, headers)
@@ -97,13 +113,22 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog (5) drops concurrent connects: a 1 s SYN retry each
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-answer (killed, cancelled) is expected in these tests
+
+
 class FakeServer:
     """Context manager: `with FakeServer() as srv: srv.base_url, srv.model.keys`."""
 
     def __init__(self, port: int = 0, **kwargs: Any) -> None:
         self.model = FakeModel(**kwargs)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.model))
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = _HTTPServer(("127.0.0.1", port), make_handler(self.model))
+        # a short poll interval makes shutdown() quick (the default waits up to 0.5 s per server)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def base_url(self) -> str:

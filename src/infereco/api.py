@@ -71,6 +71,8 @@ def make_backend(
             raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
         if not model:
             raise UserError("--backend openai needs --model NAME (the name the server knows the model by)")
+        if max_retries < 0:
+            raise UserError(f"--max-retries must be >= 0, got {max_retries}")
         return OpenAIBackend(
             base_url,
             model,
@@ -133,6 +135,7 @@ def run(
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
+    max_retries: int = 5,
     max_tokens: int = 256,
     temperature: float = 0.8,
     top_p: float = 1.0,
@@ -155,7 +158,8 @@ def run(
         raise UserError(f"--temperature must be in [0, 2], got {temperature}")
     the_task = get_task(task, level=level, limit=limit, seed=task_seed, path=data)
     the_backend = backend if not isinstance(backend, str) else make_backend(
-        backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n
+        backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
+        max_retries=max_retries,
     )
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
     spec = RunSpec(
@@ -211,6 +215,8 @@ def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[
             model=full.get("model"),
             base_url=full.get("base_url"),
             api_key_env=full.get("api_key_env", "OPENAI_API_KEY"),
+            concurrency=full.get("concurrency"),
+            max_n=full.get("max_n"),
             slots=int(full.get("slots", 16)),
             threads=full.get("threads"),
         )

@@ -12,6 +12,7 @@ import typer
 from typer._click import core as click_core
 from typer._click import exceptions as click_exc
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from infereco import api
@@ -62,7 +63,13 @@ class _Bar:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            # Failing: erase the bar and print nothing more (Progress.stop would add a newline on a
+            # non-terminal), so the error that follows is the only line on stderr.
+            self.bar.live.transient = True
+            self.bar.live.stop()
+            return
         self.update(self.progress)
         self.bar.__exit__(None, None, None)
 
@@ -104,6 +111,7 @@ def run(
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
     concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (openai backend)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
+    max_retries: Annotated[int, typer.Option(help="retries of a failed request (openai backend)")] = 5,
     max_tokens: Annotated[int, typer.Option(help="completion token limit per sample")] = 256,
     temperature: Annotated[float, typer.Option()] = 0.8,
     top_p: Annotated[float, typer.Option()] = 1.0,
@@ -134,7 +142,8 @@ def run(
             result = api.run(
                 task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
                 backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                max_n=max_n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, store=store,
+                max_n=max_n, max_retries=max_retries, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                seed=seed, store=store,
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress,
             )  # fmt: skip
@@ -227,7 +236,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return command.main(args=argv, prog_name="infereco", standalone_mode=False)
     except UserError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> Any:
         console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
         sys.exit(130)
     except click_exc.ClickException as exc:
-        console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

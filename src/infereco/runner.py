@@ -48,7 +48,7 @@ class RunSpec:
 
     def identity(self, backend: Backend) -> dict[str, Any]:
         ident = dict(backend.describe())
-        for volatile in ("slots", "threads", "base_url", "api_key_env"):
+        for volatile in ("slots", "threads", "base_url", "api_key_env", "max_n", "concurrency"):
             ident.pop(volatile, None)  # how the same model is served does not change what it samples
         return {
             "task": self.task.spec,
@@ -151,6 +151,7 @@ class Runner:
         self.run_id = spec.run_id(backend)
         self.clock = BusyClock()
         self._requests = asyncio.Semaphore(max(1, backend.max_concurrency()))
+        self._failure: BaseException | None = None  # the first request that failed for good
 
     def config(self) -> dict[str, Any]:
         return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -174,20 +175,33 @@ class Runner:
             queue.put_nowait(problem)
         workers = max(1, 2 * self.backend.max_concurrency())
         try:
-            await asyncio.gather(*(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)))
+            # return_exceptions: when one request fails, the others already in flight are paid for, so
+            # they are awaited and stored (no new request starts) before the failure is raised.
+            outcomes = await asyncio.gather(
+                *(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)), return_exceptions=True
+            )
         except BaseException:
             self.store.set_status(self.run_id, "interrupted")
             raise
+        errors = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, _Stopped)]
+        if errors or self._failure is not None:
+            self.store.set_status(self.run_id, "interrupted")
+            raise self._failure or errors[0]
         self.store.set_status(self.run_id, "done")
         return self.run_id
 
     async def _worker(self, queue: asyncio.Queue[Problem]) -> None:
-        while True:
+        while self._failure is None:
             try:
                 problem = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            result = await self.spec.strategy.solve(_ProblemContext(self, problem))
+            try:
+                result = await self.spec.strategy.solve(_ProblemContext(self, problem))
+            except Exception as exc:
+                if not isinstance(exc, _Stopped):
+                    self._failure = self._failure or exc  # other workers take no new problem
+                raise
             self.store.record_result(
                 self.run_id,
                 ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str)),
@@ -202,7 +216,12 @@ class Runner:
         if reused:
             self.progress.samples_reused += reused
         chunks = _chunks(missing, self.backend.max_samples_per_request())
-        fresh = await asyncio.gather(*(self._send(problem, step, chunk, messages, params) for chunk in chunks))
+        fresh = await asyncio.gather(
+            *(self._send(problem, step, chunk, messages, params) for chunk in chunks), return_exceptions=True
+        )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
+        for outcome in fresh:
+            if isinstance(outcome, BaseException):
+                raise outcome
         for records in fresh:
             for record in records:
                 stored[record.index] = record
@@ -226,9 +245,14 @@ class Runner:
             key=f"{self.run_id}/{key}",
         )
         async with self._requests:
+            if self._failure is not None:
+                raise _Stopped()
             token = self.clock.start()
             try:
                 completions = await self.backend.generate(request)
+            except Exception as exc:
+                self._failure = self._failure or exc
+                raise
             finally:
                 busy_s = self.clock.stop(token)
         checker = self.spec.task.checker
@@ -281,6 +305,10 @@ class Runner:
         p.cost_usd += request_record.cost_usd
         p.changed()
         return records
+
+
+class _Stopped(Exception):
+    """A request not sent because another one already failed for good."""
 
 
 def _chunks(indices: list[int], size: int) -> list[list[int]]:

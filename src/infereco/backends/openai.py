@@ -81,7 +81,10 @@ class OpenAIBackend:
 
     # -- identity ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env}
+        return {
+            "kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
+            "max_n": self.max_n, "concurrency": self.concurrency,
+        }  # fmt: skip
 
     def max_samples_per_request(self) -> int:
         return self.max_n

@@ -1,0 +1,148 @@
+"""Bad input at the command line: exit code 2 and exactly one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLOSED = f"http://127.0.0.1:{_closed_port()}/v1"
+# An OpenAI backend on a closed port: nothing is ever sent in the cases below that do not test the
+# connection itself, and nothing tries the embedded model.
+OPENAI = ["--backend", "openai", "--base-url", CLOSED, "--model", "fake", "--max-retries", "0"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # no --quiet: the progress bar must not add a line to an error
+    return subprocess.run(
+        [sys.executable, "-m", "infereco.cli", *args], env=ENV, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    line = lines[0]
+    assert line.strip() and line.startswith("error: "), line
+    return line
+
+
+def test_unknown_strategy(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--strategy", "beamzz", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--strategy" in line and "beamzz" in line and "majority" in line
+
+
+def test_level_out_of_range(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", "--level", "9", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--level" in line and "9" in line
+
+
+def test_n_zero(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--n", "0", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--n" in line and ">= 1" in line
+
+
+def test_missing_data_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    line = _one_line_error(_cli("run", *OPENAI, "--task", "gsm8k", "--data", str(missing), cwd=tmp_path))
+    assert "nope.jsonl" in line
+
+
+def test_malformed_jsonl_row_names_file_and_line(tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(
+        '{"question": "What is 1 + 1?", "answer": "1 + 1 = 2\\n#### 2"}\n'
+        '\n'
+        '{"question": "What is 2 + 2?", "answer": "#### 4"\n'
+    )
+    line = _one_line_error(_cli("run", *OPENAI, "--task", "gsm8k", "--data", str(data), cwd=tmp_path))
+    assert "bad.jsonl:3" in line
+
+
+def test_openai_without_base_url(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", "--backend", "openai", "--model", "fake", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--base-url" in line
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--limit", "1", "--n", "1", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert CLOSED in line and "connect" in line.lower()
+
+
+def test_negative_max_retries(tmp_path: Path) -> None:
+    args = ["--backend", "openai", "--base-url", CLOSED, "--model", "fake", "--max-retries", "-1"]
+    line = _one_line_error(_cli("run", *args, "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--max-retries" in line
+
+
+@pytest.mark.parametrize(
+    ("toml", "must_name"),
+    [
+        ('[models."fake"]\ninput_per_mtok = "cheap"\n', ['models."fake"', "input_per_mtok"]),
+        ('[models."fake"]\ninput_per_mtok = 1.0\noutptu_per_mtok = 2.0\n', ['models."fake"', "outptu_per_mtok"]),
+        ("[default]\nusd_per_hour = -1\n", ["[default]", "usd_per_hour"]),
+        ('[models."fake"\ninput_per_mtok = 1\n', ["TOML", "line 1"]),
+    ],
+    ids=["bad-value", "unknown-field", "negative", "syntax"],
+)
+def test_bad_price_file_names_file_and_field(tmp_path: Path, toml: str, must_name: list[str]) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(toml)
+    line = _one_line_error(_cli("run", *OPENAI, "--prices", str(prices), "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert str(prices) in line
+    for text in must_name:
+        assert text in line
+
+
+def test_store_is_a_directory(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--store", str(tmp_path), cwd=tmp_path))
+    assert str(tmp_path) in line and "directory" in line
+    assert list(tmp_path.iterdir()) == []  # nothing was created in it
+
+
+def test_store_is_not_sqlite(tmp_path: Path) -> None:
+    store = tmp_path / "notes.db"
+    store.write_text("my notes, not a database\n" * 100)
+    line = _one_line_error(_cli("run", *OPENAI, "--store", str(store), cwd=tmp_path))
+    assert str(store) in line
+
+
+@pytest.mark.parametrize(
+    ("args", "must_name"),
+    [
+        (["run", "--bogus-flag"], "--bogus-flag"),
+        (["run", "--n", "lots"], "--n"),
+        (["run", "--n"], "--n"),
+        (["no-such-command"], "no-such-command"),
+    ],
+    ids=["unknown-flag", "not-an-int", "missing-value", "unknown-command"],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], must_name: str) -> None:
+    line = _one_line_error(_cli(*args, cwd=tmp_path))
+    assert must_name in line
+    assert "Usage:" not in line
+
+
+def test_resume_unknown_run_id(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    from infereco.store import Store
+
+    Store(store).close()  # an empty store
+    line = _one_line_error(_cli("run", "--resume", "--run", "zz9", "--store", str(store), cwd=tmp_path))
+    assert "zz9" in line

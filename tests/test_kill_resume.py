@@ -1,0 +1,204 @@
+"""Kill -9 a real `infereco run` mid-way, then resume it: whole requests only, nothing paid twice.
+
+The fake server runs in its own process (so it outlives the killed client and counts every request
+it served, via GET /stats); the CLI runs as a subprocess exactly as a user would start it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+DELAY_S = 0.2
+TOTAL_REQUESTS = 8 * 4 // 2  # --limit 8, --n 4, --max-n 2
+TOTAL_SAMPLES = 8 * 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), str(port), str(DELAY_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "serving on" in line, line
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _stats(server: str) -> list[str]:
+    with urllib.request.urlopen(f"{server}/stats", timeout=5) as response:
+        return json.load(response)["keys"]
+
+
+def _command(server: str, store: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "infereco.cli", "run", "--backend", "openai", "--base-url", f"{server}/v1",
+        "--model", "fake", "--n", "4", "--max-n", "2", "--limit", "8", "--concurrency", "2",
+        "--input-price", "1.5", "--output-price", "2", "--store", str(store), "--quiet",
+    ]  # fmt: skip
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _query(store: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _stored_samples(store: Path) -> int:
+    try:
+        return _query(store, "SELECT COUNT(*) FROM samples")[0][0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
+def _totals(store: Path) -> dict[str, Any]:
+    from infereco.store import Store
+
+    with Store(store) as db:
+        runs = db.runs()
+        assert len(runs) == 1
+        totals = db.totals(runs[0]["run_id"])
+    totals.pop("busy_s")  # wall time differs between runs; everything else must not
+    return totals
+
+
+def _content(store: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    samples = _query(
+        store,
+        "SELECT problem_id, sample_index, request_key, text, answer, correct, prompt_tokens, completion_tokens, seed "
+        "FROM samples ORDER BY problem_id, sample_index",
+    )
+    requests = _query(
+        store, "SELECT request_key, n, seed, prompt_tokens, completion_tokens FROM requests ORDER BY request_key"
+    )
+    results = _query(store, "SELECT problem_id, answer, correct FROM results ORDER BY problem_id")
+    return samples, requests, results
+
+
+def _assert_whole_requests(store: Path) -> None:
+    for key, start, n in _query(store, "SELECT request_key, start_index, n FROM requests"):
+        indices = [r[0] for r in _query(store, f"SELECT sample_index FROM samples WHERE request_key='{key}' ORDER BY 1")]
+        assert indices == list(range(start, start + n)), key
+    orphans = _query(
+        store,
+        "SELECT COUNT(*) FROM samples s LEFT JOIN requests r ON s.run_id=r.run_id AND s.request_key=r.request_key "
+        "WHERE r.request_key IS NULL",
+    )
+    assert orphans == [(0,)]
+
+
+@pytest.fixture(scope="module")
+def reference(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same command, uninterrupted, into a store of its own."""
+    store = tmp_path_factory.mktemp("reference") / "clean.db"
+    done = _cli(_command(server, store))
+    assert done.returncode == 0, done.stderr
+    assert _stored_samples(store) == TOTAL_SAMPLES
+    return store
+
+
+def _kill_midway(server: str, store: Path) -> tuple[set[str], list[str]]:
+    """Start the run, SIGKILL it once some (not all) samples are stored; return stored full keys, served keys."""
+    proc = subprocess.Popen(_command(server, store), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _stored_samples(store) < 6:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no samples stored in time"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(DELAY_S * 2)  # requests in flight at the kill finish on the server side
+    run_id = _query(store, "SELECT run_id FROM runs")[0][0]
+    stored = {f"{run_id}/{key}" for (key,) in _query(store, "SELECT request_key FROM requests")}
+    return stored, _stats(server)
+
+
+def _check_killed_store(store: Path) -> int:
+    from infereco.store import Store
+
+    with Store(store) as db:  # opens cleanly after a kill -9
+        assert db.runs()[0]["status"] == "running"
+    samples = _stored_samples(store)
+    assert 0 < samples < TOTAL_SAMPLES
+    _assert_whole_requests(store)
+    return _query(store, "SELECT COUNT(*) FROM requests")[0][0]
+
+
+def _check_resumed(server: str, store: Path, stored_keys: set[str], served_before: list[str], reference: Path) -> None:
+    served_after = _stats(server)
+    assert served_after[: len(served_before)] == served_before
+    new = served_after[len(served_before):]
+    assert not set(new) & stored_keys, "a request stored before the kill was sent again"
+    assert len(new) == TOTAL_REQUESTS - len(stored_keys), "resume must send exactly the missing requests"
+    assert len(set(new)) == len(new)
+    _assert_whole_requests(store)
+    assert _query(store, "SELECT status FROM runs") == [("done",)]
+    resumed, clean = _totals(store), _totals(reference)
+    assert resumed.pop("cost_usd") == pytest.approx(clean.pop("cost_usd"), rel=1e-12)
+    assert resumed == clean
+    assert resumed["samples"] == TOTAL_SAMPLES and resumed["problems_done"] == 8
+    assert _content(store) == _content(reference)
+
+
+def test_kill9_then_resume_with_the_same_flags(server: str, reference: Path, tmp_path: Path) -> None:
+    store = tmp_path / "killed.db"
+    stored_keys, served_before = _kill_midway(server, store)
+    assert _check_killed_store(store) == len(stored_keys)
+    done = _cli(_command(server, store) + ["--resume"])
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    _check_resumed(server, store, stored_keys, served_before, reference)
+
+
+def test_resume_alone_finishes_the_latest_unfinished_run_from_its_stored_config(
+    server: str, reference: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "killed.db"
+    stored_keys, served_before = _kill_midway(server, store)
+    _check_killed_store(store)
+    done = _cli([sys.executable, "-m", "infereco.cli", "run", "--resume", "--store", str(store), "--quiet"])
+    assert done.returncode == 0, done.stderr
+    # the stored config carried the server, --max-n 2 and the prices: same requests, same totals
+    _check_resumed(server, store, stored_keys, served_before, reference)
+
+
+def test_resume_alone_with_nothing_unfinished_is_one_line(reference: Path) -> None:
+    done = _cli([sys.executable, "-m", "infereco.cli", "run", "--resume", "--store", str(reference), "--quiet"])
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "no unfinished run" in done.stderr
