@@ -26,7 +26,7 @@ app = typer.Typer(
     help="infereco: which model + inference-time strategy + budget reaches your accuracy at the lowest cost.",
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable when piped
 
 
 class _Bar:
@@ -134,7 +134,7 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet"}
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries"}
     with _Bar(enabled=not quiet and not as_json) as bar:
         if resume and (run_id or not sampling_flags):
             result = api.resume(store, run_id, progress=bar.progress)

@@ -166,6 +166,7 @@ class Runner:
         n = int(self.spec.strategy.describe().get("n", 1))
         self.progress.samples_total = len(task.problems) * n
         self.progress.samples_done = len(done) * n
+        self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
         self.progress.changed()
         start = getattr(self.backend, "start", None)
         if start is not None and pending:

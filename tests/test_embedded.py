@@ -1,0 +1,103 @@
+"""The embedded default backend, for real: the PyPI-shipped model behind a managed llama.cpp server.
+
+Kept small (level-1 sums, 2 problems, 4 samples, short completions) so the whole module takes well
+under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import infereco
+from infereco.backends.models import QWEN_05B, EmbeddedModel, assemble, resolve_model
+from infereco.errors import UserError
+
+pytestmark = pytest.mark.model
+
+
+def test_default_model_is_assembled_once_and_verified() -> None:
+    name, path = resolve_model(None)
+    assert name == QWEN_05B.name
+    assert path.stat().st_size == QWEN_05B.size
+    assert path.with_suffix(".sha256").read_text().strip() == QWEN_05B.sha256
+    mtime = path.stat().st_mtime_ns
+    assert resolve_model("qwen")[1] == path and path.stat().st_mtime_ns == mtime  # not rebuilt
+
+
+def test_a_model_whose_checksum_does_not_match_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = tmp_path / "fake_model_parts"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "a.bin").write_bytes(b"GGUF" + b"\0" * 60)
+    (pkg / "data" / "b.bin").write_bytes(b"tail")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good = hashlib.sha256(b"GGUF" + b"\0" * 60 + b"tail").hexdigest()
+    parts = (("fake_model_parts", "data/a.bin"), ("fake_model_parts", "data/b.bin"))
+    ok = EmbeddedModel("fake", "fake.gguf", good, 68, parts)
+    assert assemble(ok, tmp_path / "cache").read_bytes().endswith(b"tail")
+    bad = EmbeddedModel("fake2", "fake2.gguf", "0" * 64, 68, parts)
+    with pytest.raises(UserError, match="sha256.*refusing"):
+        assemble(bad, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "fake2.gguf").exists()  # nothing half-written is left to load
+
+
+def test_embedded_run_stores_priced_samples_and_never_pays_twice(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    first = infereco.run("arithmetic", level=1, limit=2, strategy="majority", n=4, max_tokens=48, store=db)
+    t = first.totals
+    assert (t["problems_done"], t["samples"], t["requests"]) == (2, 8, 2)  # n=4 in one request each
+    assert t["completion_tokens"] > 8 and t["cost_usd"] > 0
+    assert t["samples_correct"] >= 1  # the 0.5B model adds 2-digit numbers right most of the time
+    with sqlite3.connect(db) as conn:
+        per_request = conn.execute(
+            "SELECT r.completion_tokens, SUM(s.completion_tokens), COUNT(*) FROM requests r "
+            "JOIN samples s ON s.run_id=r.run_id AND s.request_key=r.request_key GROUP BY r.request_key"
+        ).fetchall()
+        assert all(req == total and count == 4 for req, total, count in per_request)
+        assert all(c >= 1 for (c,) in conn.execute("SELECT completion_tokens FROM samples"))
+    second = infereco.run("arithmetic", level=1, limit=2, strategy="majority", n=4, max_tokens=48, store=db)
+    assert second.sent_requests == 0 and second.reused_samples == 8
+    assert second.totals == first.totals
+
+
+def test_server_dies_with_infereco_even_on_sigkill(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from infereco.backends.llamacpp import LlamaServer
+        from infereco.backends.models import resolve_model
+        server = LlamaServer(resolve_model(None)[1], slots=1, ctx_per_slot=256)
+        server.start()
+        print(server.port, flush=True)
+        time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        alive = True
+        while alive and time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                time.sleep(0.2)
+            except httpx.HTTPError:
+                alive = False
+        assert not alive, "llama.cpp server outlived the infereco process that started it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
