@@ -394,3 +394,62 @@ def test_summarize_zero_success_and_edge_pools() -> None:
     unsampled = summarize(pool_from_answers([[0, 1], []]), n_boot=50)  # a problem got no samples
     assert unsampled["n_samples"] == 0 and unsampled["ks"] == []
     assert math.isnan(unsampled["coverage"]["mean"])
+
+
+# ---------------------------------------------------------------------------------------------
+# cost-of-pass with a paired bootstrap
+
+
+def test_cost_of_pass_ci_fixed_cost_matches_the_rate_ci() -> None:
+    """With every problem costing the same, only the rate varies: the bounds are cost / rate's
+    bounds (same resamples as bootstrap_ci), order statistics instead of interpolated ones."""
+    rng = np.random.default_rng(5)
+    rates = rng.uniform(0.2, 1.0, size=(200, 2))
+    cost, n = np.full(200, 0.08), np.full(200, 4)  # $0.02 per sample
+    mean, lo, hi = metrics.cost_of_pass_ci(rates, cost, n, [1, 4], n_boot=400, seed=3)
+    assert mean == pytest.approx([0.02, 0.08] / rates.mean(axis=0))
+    draws = metrics._resampled_means(rates, 400, 3)  # what bootstrap_ci sorts
+    for col, spend in enumerate((1, 4)):
+        ordered = np.sort(0.02 * spend / draws[:, col])
+        assert lo[col] in ordered and hi[col] in ordered
+        assert ordered[8] <= lo[col] <= ordered[10] and ordered[389] <= hi[col] <= ordered[391]
+        assert lo[col] < mean[col] < hi[col]
+
+
+def test_cost_of_pass_ci_pairs_cost_and_success() -> None:
+    """Expensive problems are the unsolved ones: resampling cost with success widens the CI
+    beyond what a fixed cost per sample gives."""
+    solved = np.r_[np.ones(50), np.zeros(50)]
+    cost = np.where(solved == 1, 1.0, 9.0)  # per problem, 1 sample each
+    mean, lo, hi = metrics.cost_of_pass_ci(solved[:, None], cost, np.ones(100), [1], n_boot=500)
+    fixed_lo, fixed_hi = (5.0 / r for r in reversed(bootstrap_ci(solved, n_boot=500)))
+    assert mean[0] == pytest.approx(10.0)
+    assert hi[0] - lo[0] > fixed_hi - fixed_lo
+
+
+def test_cost_of_pass_ci_infinite_free_and_empty() -> None:
+    never = np.zeros((30, 1))
+    mean, lo, hi = metrics.cost_of_pass_ci(never, np.full(30, 0.1), np.ones(30), [1], n_boot=100)
+    assert mean[0] == lo[0] == hi[0] == math.inf
+    rare = np.zeros((30, 1))
+    rare[0] = 1.0  # one success in 30: many resamples miss it, so the upper bound is infinite
+    mean, lo, hi = metrics.cost_of_pass_ci(rare, np.full(30, 0.1), np.ones(30), [1], n_boot=200)
+    assert mean[0] == pytest.approx(3.0) and math.isfinite(lo[0]) and hi[0] == math.inf
+    free = metrics.cost_of_pass_ci(np.full((5, 1), 0.5), np.zeros(5), np.ones(5), [2], n_boot=50)
+    assert [float(x[0]) for x in free] == [0.0, 0.0, 0.0]
+    empty = metrics.cost_of_pass_ci(np.zeros((0, 2)), [], [], [1, 2])
+    assert np.isnan(np.concatenate(empty)).all()
+
+
+def test_summarize_cost_of_pass_curves_agree_with_the_scalars() -> None:
+    pool = make_pool(40, 16, seed=3, cost_per_sample=0.002)
+    s = summarize(pool, n_boot=300)
+    curves, scalars = s["cost_of_pass_at_k"], s["cost_of_pass"]
+    assert curves["ks"] == s["ks"]
+    assert curves["single_sample"]["mean"] == pytest.approx(scalars["single_sample"])
+    assert curves["majority_at_k"]["mean"][-1] == pytest.approx(scalars["majority_at_n"])
+    assert curves["oracle_pass_at_k"]["mean"][-1] == pytest.approx(scalars["oracle_best_of_n"])
+    # the oracle never costs more per pass than the vote: pass@k >= majority@k
+    assert np.all(np.array(curves["oracle_pass_at_k"]["mean"]) <= curves["majority_at_k"]["mean"])
+    for part in (curves["majority_at_k"], curves["oracle_pass_at_k"]):
+        assert np.all(np.array(part["lo"]) <= part["mean"]) and np.all(np.array(part["mean"]) <= part["hi"])

@@ -11,7 +11,15 @@ import pytest
 from rich.console import Console
 
 from infereco.metrics import summarize
-from infereco.report import plot_scaling, pool_to_pandas, summary_table, to_jsonable, write_json
+from infereco.report import (
+    plot_cost,
+    plot_cost_of_pass,
+    plot_scaling,
+    pool_to_pandas,
+    summary_table,
+    to_jsonable,
+    write_json,
+)
 from pools import make_pool, pool_from_answers
 
 
@@ -122,3 +130,42 @@ def test_pool_to_pandas() -> None:
     assert frame["answer_id"].tolist() == [0, 1, -1, 2]
     assert frame["correct"].tolist() == [True, False, False, False]
     assert frame["cost_usd"].sum() == pytest.approx(4 * 0.001)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    import matplotlib.image as mpimg
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    height, width = mpimg.imread(path).shape[:2]
+    return width, height
+
+
+def test_plot_cost_and_cost_of_pass_from_pools(pools: list, tmp_path: Path) -> None:
+    free = make_pool(20, 8, seed=5, label="free", cost_per_sample=0.0)
+    runs = [*pools, free]
+    assert _png_size(plot_cost(runs, tmp_path / "a" / "cost.png", n_boot=100)) == (1200, 500)
+    assert _png_size(plot_cost_of_pass(runs, tmp_path / "b" / "cop.png", n_boot=100)) == (1200, 550)
+
+
+def test_cost_plots_accept_summaries_from_json_with_inf(summaries: list[dict], tmp_path: Path) -> None:
+    loaded = json.loads(write_json(summaries, tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert loaded[1]["cost_of_pass_at_k"]["majority_at_k"]["mean"][0] == "inf"  # never right
+    assert _png_size(plot_cost(loaded, tmp_path / "cost.png")) == (1200, 500)
+    assert _png_size(plot_cost_of_pass(loaded, tmp_path / "cop.png")) == (1200, 550)
+
+
+def test_cost_of_pass_plot_reads_summaries_without_the_curves(summaries: list[dict], tmp_path: Path) -> None:
+    """A summary.json written before cost_of_pass_at_k existed: curves from the rate CIs."""
+    old = [{k: v for k, v in s.items() if k != "cost_of_pass_at_k"} for s in summaries]
+    assert _png_size(plot_cost_of_pass(old, tmp_path / "cop.png")) == (1200, 550)
+
+
+def test_cost_plots_with_nothing_to_show(tmp_path: Path) -> None:
+    """Only runs that never succeed, cost nothing, or have no samples: a labelled, empty figure."""
+    runs = [
+        make_pool(10, 4, p_correct=0.0, label="never", cost_per_sample=0.01),
+        make_pool(10, 4, label="free", cost_per_sample=0.0),
+        pool_from_answers([[0, 1], []], label="unsampled"),
+    ]
+    assert _png_size(plot_cost_of_pass(runs, tmp_path / "cop.png", n_boot=50)) == (1200, 550)
+    assert _png_size(plot_cost(runs, tmp_path / "cost.png", n_boot=50)) == (1200, 500)

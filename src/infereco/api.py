@@ -8,6 +8,8 @@ uninterrupted one would).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +197,78 @@ def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0)
     summary["label"] = pool.label
     summary["run_id"] = run_id
     return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
+
+
+def load_results(store: str | Path, run_ids: Sequence[str] | None = None) -> list[RunResult]:
+    """The stored runs (ids or unique prefixes; None: all, oldest first) as summarised results.
+
+    Nothing is sampled: every number comes from the samples the store holds. A missing store or an
+    unknown run is a `UserError`; an existing file is never created or changed.
+    """
+    path = Path(store)
+    if not path.is_file():
+        raise UserError(f"no such store: {path}")
+    with Store(path) as db:
+        ids = list(run_ids) if run_ids else [r["run_id"] for r in db.runs()]
+        if not ids:
+            raise UserError(f"{path} holds no runs yet")
+        return [result_from_store(db, db.run(r)["run_id"]) for r in ids]
+
+
+@contextmanager
+def _writing(flag: str, path: str | Path) -> Iterator[None]:
+    """Turn a failed write (no permission, a file where a folder should be) into one-line UserError."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def write_report(
+    results: Sequence[RunResult],
+    out_dir: str | Path | None = None,
+    html: str | Path | None = None,
+    *,
+    store: str | Path | None = None,
+) -> list[Path]:
+    """Write scaling.png, cost.png, cost_of_pass.png and summary.json into out_dir, and/or one
+    self-contained HTML page at `html`; returns the files written.
+
+    The page embeds the PNGs written to out_dir when there is one (rendered once, identical in
+    both places). A path that cannot be written is a `UserError` naming the flag and the path.
+    """
+    from infereco.html_report import render_plots, write_html
+    from infereco.report import write_json
+
+    if html is not None and Path(html).is_dir():
+        raise UserError(f"--html {html}: is a folder; give a file name such as report.html")
+    summaries = [r.summary for r in results]
+    written: list[Path] = []
+    plots: dict[str, Path] | None = None
+    if out_dir is not None:
+        with _writing("--out", out_dir):
+            plots = render_plots(summaries, out_dir)
+            written += [*plots.values(), write_json(summaries, Path(out_dir) / "summary.json")]
+    if html is not None:
+        with _writing("--html", html):
+            written.append(write_html(summaries, [r.pool for r in results], html, plots=plots, store=store))
+    return written
+
+
+def report(
+    store: str | Path,
+    run_ids: Sequence[str] | None = None,
+    out_dir: str | Path | None = None,
+    html: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Summarise stored runs (no model is called) and optionally write plots, JSON and HTML.
+
+    Mirrors `infereco report STORE [--run ID ...] [--out DIR] [--html FILE]`. Returns one summary
+    per run (what `--json` prints); `load_results` gives the `RunResult`s, e.g. for `to_pandas()`.
+    """
+    results = load_results(store, run_ids)
+    write_report(results, out_dir, html, store=store)
+    return [r.summary for r in results]
 
 
 def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[RunSpec, Backend, Price]:

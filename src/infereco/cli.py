@@ -26,6 +26,8 @@ app = typer.Typer(
     help="infereco: which model + inference-time strategy + budget reaches your accuracy at the lowest cost.",
 )
 console = Console(stderr=True)
+_OUT_HELP = "write scaling.png, cost.png, cost_of_pass.png and summary.json here"
+_HTML_HELP = "write one self-contained HTML page: plots inline, table, run configs, price sources"
 out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable when piped
 
 
@@ -77,10 +79,7 @@ class _Bar:
 def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
     from infereco import report
 
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        report.plot_scaling([result.pool], out_dir / "scaling.png")
-        report.write_json([result.summary], out_dir / "summary.json")
+    written = api.write_report([result], out_dir) if out_dir is not None else []
     if as_json:
         print(json.dumps(report.to_jsonable(result.to_dict()), indent=2))
         return
@@ -91,8 +90,8 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         f"{t['samples']} samples ({result.reused_samples} reused from the store, {result.sent_requests} requests sent), "
         f"{t['completion_tokens']} completion tokens, ${t['cost_usd']:.4f}"
     )
-    if out_dir is not None:
-        out.print(f"wrote {out_dir / 'scaling.png'} and {out_dir / 'summary.json'}")
+    if written:
+        out.print("wrote " + ", ".join(str(p) for p in written))
 
 
 @app.command()
@@ -123,7 +122,7 @@ def run(
     usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write scaling.png and summary.json here")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
@@ -177,32 +176,23 @@ def demo(
 def report(
     store: Annotated[Path, typer.Argument(help="SQLite sample store")],
     run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat to compare; default all")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write scaling.png and summary.json here")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help=_HTML_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
 ) -> None:
-    """Summarise stored runs from their sample pools (no model is called).
+    """Summarise stored runs from their sample pools (no model is called); compare several on one plot.
 
-    Example: infereco report runs.db --out report/
+    Example: infereco report runs.db --out report/ --html report.html
     """
     from infereco import report as rep
-    from infereco.store import Store
 
-    if not store.is_file():
-        raise UserError(f"no such store: {store}")
-    with Store(store) as db:
-        ids = run_ids or [r["run_id"] for r in db.runs()]
-        if not ids:
-            raise UserError(f"{store} holds no runs yet")
-        results = [api.result_from_store(db, db.run(r)["run_id"]) for r in ids]
-    summaries = [r.summary for r in results]
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rep.plot_scaling([r.pool for r in results], out_dir / "scaling.png")
-        rep.write_json(summaries, out_dir / "summary.json")
+    summaries = api.report(store, run_ids, out_dir=out_dir, html=html)
     if as_json:
         print(json.dumps(rep.to_jsonable(summaries), indent=2))
     else:
         out.print(rep.summary_table(summaries))
+    for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
+        console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

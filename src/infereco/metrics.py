@@ -42,6 +42,7 @@ __all__ = [
     "bootstrap_ci",
     "cost_of_pass",
     "cost_of_pass_array",
+    "cost_of_pass_ci",
     "coverage_power_law",
     "default_ks",
     "fit_coverage_power_law",
@@ -564,6 +565,20 @@ def _resample_counts(n_items: int, n_boot: int, rng: np.random.Generator) -> np.
     return counts
 
 
+def _resampled_means(cols: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, K] column means of [P, K] values over bootstrap resamples of the P problems.
+
+    The resamples depend only on (P, n_boot, seed), so two calls with the same seed resample the
+    same problems: a ratio computed from a second call stays paired with CIs from the first.
+    """
+    P = cols.shape[0]
+    with np.errstate(invalid="ignore"):
+        centre = cols.mean(axis=0)
+        centred = (cols - centre).astype(np.float32)
+    weights = _resample_counts(P, n_boot, np.random.default_rng(seed))
+    return (weights @ centred).astype(np.float64) / P + centre
+
+
 def bootstrap_ci(
     per_problem: ArrayLike, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[Any, Any]:
@@ -587,11 +602,7 @@ def bootstrap_ci(
     if P == 0:
         lo = hi = np.full(cols.shape[1], np.nan)
     else:
-        with np.errstate(invalid="ignore"):
-            centre = cols.mean(axis=0)
-            centred = (cols - centre).astype(np.float32)
-        weights = _resample_counts(P, n_boot, np.random.default_rng(seed))
-        means = (weights @ centred).astype(np.float64) / P + centre
+        means = _resampled_means(cols, n_boot, seed)
         lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
         # A resampled mean lies within the column's range; clipping removes float32 rounding
         # (a coverage bound of 1.000000004) without moving any bound by more than that rounding.
@@ -658,12 +669,85 @@ def cost_of_pass_array(cost_per_attempt: ArrayLike, success_rate: ArrayLike) -> 
     return np.where(np.isnan(cost) | np.isnan(rate), np.nan, out)
 
 
+def cost_of_pass_ci(
+    rates: ArrayLike,
+    cost_usd: ArrayLike,
+    n_samples: ArrayLike,
+    spend: ArrayLike,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cost-of-pass per column with a paired percentile-bootstrap CI: (mean, lo, hi), each [K].
+
+    rates: [P, K] per-problem success probability of K ways to spend samples (e.g. majority@k for
+    each k); cost_usd: [P] dollars spent on each problem; n_samples: [P] samples bought for it;
+    spend: [K] samples one attempt of column k buys. Cost-of-pass_k = spend_k x (cost per sample) /
+    (mean rate_k). Both the price of a sample and the success rate depend on which problems were
+    drawn (long problems cost more and are solved less often), so each resample recomputes both
+    rather than dividing a fixed cost by the rate's CI. Resamples match `bootstrap_ci` with the same
+    seed. A resample without a success costs infinity; bounds are order statistics (no
+    interpolation between an infinite and a finite value), so an upper bound may be inf.
+    """
+    r = _as_2d(rates, "rates").astype(np.float64)
+    P, K = r.shape
+    cost = np.asarray(cost_usd, dtype=np.float64).reshape(P)
+    n = np.asarray(n_samples, dtype=np.float64).reshape(P)
+    k = np.asarray(spend, dtype=np.float64).reshape(K)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if P == 0:
+        nan = np.full(K, np.nan)
+        return nan, nan.copy(), nan.copy()
+    n_total = n.sum()
+    per_sample = cost.sum() / n_total if n_total > 0 else np.nan
+    mean = cost_of_pass_array(k * per_sample, _column_means(r))
+    boot = _resampled_means(np.column_stack([r, cost, n]), n_boot, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot_per_sample = np.where(boot[:, K + 1] > 0, boot[:, K] / boot[:, K + 1], np.nan)
+    # float32 resampling can leave a rate a hair outside [0, 1]; the ratio needs it inside.
+    boot_rates = np.clip(boot[:, :K], 0.0, 1.0)
+    draws = cost_of_pass_array(k[None, :] * boot_per_sample[:, None], boot_rates)
+    lo = np.quantile(draws, (1 - level) / 2, axis=0, method="lower")
+    hi = np.quantile(draws, (1 + level) / 2, axis=0, method="higher")
+    return mean, lo, hi
+
+
 # ----------------------------------------------------------------------------------------------
 # one run in one dictionary
 
 
 def _estimate(mean: float, lo: float, hi: float, **extra: Any) -> dict[str, Any]:
     return {**extra, "mean": float(mean), "lo": float(lo), "hi": float(hi)}
+
+
+def _cost_of_pass_curves(
+    accuracy: np.ndarray,
+    votes: np.ndarray,
+    passes: np.ndarray,
+    ks: np.ndarray,
+    cost: np.ndarray,
+    n: np.ndarray,
+    **boot: Any,
+) -> dict[str, Any]:
+    """Cost-of-pass with CIs for one sample, majority@k and oracle pass@k at every k, from one
+    paired bootstrap (so the three curves of a run are compared on the same resamples)."""
+    K = ks.size
+    rates = (
+        np.column_stack([accuracy, votes, passes]) if len(accuracy) else np.zeros((0, 1 + 2 * K))
+    )
+    mean, lo, hi = cost_of_pass_ci(rates, cost, n, np.concatenate([[1], ks, ks]), **boot)
+
+    def part(span: slice) -> dict[str, list[float]]:
+        return {"mean": mean[span].tolist(), "lo": lo[span].tolist(), "hi": hi[span].tolist()}
+
+    return {
+        "ks": ks.tolist(),
+        "single_sample": _estimate(mean[0], lo[0], hi[0]),
+        "majority_at_k": part(slice(1, 1 + K)),
+        "oracle_pass_at_k": part(slice(1 + K, 1 + 2 * K)),
+    }
 
 
 def summarize(
@@ -682,7 +766,9 @@ def summarize(
     cost / real samples. Cost-of-pass is reported for three ways of spending samples: one sample, a
     majority vote over N, and an oracle that picks a correct sample among N whenever one exists
     (pass@N: an accuracy upper bound, hence a cost-of-pass lower bound, reachable only with a
-    perfect verifier). Infinite values stay floats; `report.to_jsonable` turns them into "inf".
+    perfect verifier). `cost_of_pass_at_k` has the same three at every k, with paired-bootstrap
+    CIs, for plots of cost-of-pass against N. Infinite values stay floats; `report.to_jsonable`
+    turns them into "inf".
     """
     P, N = pool.n_problems, pool.max_n
     n, c = pool_counts(pool)
@@ -732,6 +818,10 @@ def summarize(
     latency = np.asarray(pool.latency_s, np.float64)[real]
     accuracy_ci, coverage_ci = point("accuracy"), point("coverage", k=N)
     vote_ci = point("majority_at_n", k=N)
+    spend_ci = _cost_of_pass_curves(
+        accuracy, votes, passes, k_arr, np.where(real, pool.cost_usd, 0.0).sum(axis=1), n,
+        n_boot=n_boot, level=level, seed=seed,
+    )  # fmt: skip
 
     return {
         "label": pool.label,
@@ -778,6 +868,7 @@ def summarize(
                 "bound, so its cost-of-pass is a lower bound"
             ),
         },
+        "cost_of_pass_at_k": spend_ci,
         "latency_s": {
             "mean": float(latency.mean()) if n_real else math.nan,
             "median": float(np.median(latency)) if n_real else math.nan,

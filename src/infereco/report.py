@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,17 @@ from infereco.pool import SamplePool
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["plot_scaling", "pool_to_pandas", "summary_table", "to_jsonable", "write_json"]
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "plot_cost",
+    "plot_cost_of_pass",
+    "plot_scaling",
+    "pool_to_pandas",
+    "summary_cells",
+    "summary_table",
+    "to_jsonable",
+    "write_json",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,6 +135,41 @@ def _count(value: Any) -> str:
     return f"{x:.0f}"
 
 
+# (header, justify) of the summary table; the HTML report uses the same columns.
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run", "left"),
+    ("problems", "right"),
+    ("N", "right"),
+    ("accuracy (pass@1)", "right"),
+    ("coverage (pass@N)", "right"),
+    ("majority@N", "right"),
+    ("tokens", "right"),
+    ("cost", "right"),
+    ("$/pass single", "right"),
+    ("$/pass majority@N", "right"),
+)
+
+
+def summary_cells(s: Mapping[str, Any]) -> list[str]:
+    """One run's row of the summary table as display strings, in `SUMMARY_COLUMNS` order.
+
+    Shared by the terminal table and the HTML report so the two can never show different numbers.
+    """
+    cop = s.get("cost_of_pass", {})
+    return [
+        str(s.get("label", "?")),
+        str(s.get("n_problems", "?")),
+        str(s.get("n_samples", "?")),
+        _rate(s.get("accuracy")),
+        _rate(s.get("coverage")),
+        _rate(s.get("majority_at_n")),
+        _count(s.get("tokens", {}).get("total")),
+        _usd(s.get("cost", {}).get("total_usd")),
+        _usd(cop.get("single_sample")),
+        _usd(cop.get("majority_at_n")),
+    ]
+
+
 def summary_table(summaries: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:
     """One row per run (its label) with accuracy, coverage, majority, tokens, cost and cost-of-pass.
 
@@ -131,38 +177,121 @@ def summary_table(summaries: Sequence[Mapping[str, Any]], title: str | None = No
     strategy never succeeds. Accepts summaries fresh from `summarize` or read back from JSON.
     """
     table = Table(title=title or "Runs", title_justify="left")
-    for header, justify in [
-        ("run", "left"),
-        ("problems", "right"),
-        ("N", "right"),
-        ("accuracy (pass@1)", "right"),
-        ("coverage (pass@N)", "right"),
-        ("majority@N", "right"),
-        ("tokens", "right"),
-        ("cost", "right"),
-        ("$/pass single", "right"),
-        ("$/pass majority@N", "right"),
-    ]:
+    for header, justify in SUMMARY_COLUMNS:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
-        cop = s.get("cost_of_pass", {})
-        table.add_row(
-            str(s.get("label", "?")),
-            str(s.get("n_problems", "?")),
-            str(s.get("n_samples", "?")),
-            _rate(s.get("accuracy")),
-            _rate(s.get("coverage")),
-            _rate(s.get("majority_at_n")),
-            _count(s.get("tokens", {}).get("total")),
-            _usd(s.get("cost", {}).get("total_usd")),
-            _usd(cop.get("single_sample")),
-            _usd(cop.get("majority_at_n")),
-        )
+        table.add_row(*summary_cells(s))
     return table
 
 
 # ----------------------------------------------------------------------------------------------
-# plot
+# plots: shared pieces
+
+Run = SamplePool | Mapping[str, Any]
+
+# How each way of spending samples is drawn in every plot: (summary key, line style, legend text).
+_COVERAGE = ("pass_at_k", "-", "coverage pass@k (oracle)")
+_MAJORITY = ("majority_at_k", "--", "majority@k (deployable)")
+_SINGLE = ("single_sample", ":", "single sample")
+# Where a band with an infinite upper bound is drawn to: far above any real cost, cut by the axes.
+_SKY = 1e30
+
+
+def _summaries(
+    runs: Sequence[Run], ks: ArrayLike | None, n_boot: int, seed: int
+) -> list[Mapping[str, Any]]:
+    """Each run as a summary: pools are summarised here, summaries (fresh or from JSON) kept."""
+    return [
+        r if isinstance(r, Mapping) else summarize(r, ks, n_boot=n_boot, seed=seed) for r in runs
+    ]
+
+
+def _numbers(values: Any) -> np.ndarray:
+    """A list from a summary (floats, or "inf"/None once read back from JSON) as float64."""
+    return np.array([_number(v) for v in values], dtype=np.float64)
+
+
+def _curve(part: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, lo, hi) arrays of one curve of a summary."""
+    return _numbers(part["mean"]), _numbers(part["lo"]), _numbers(part["hi"])
+
+
+def _colour(i: int) -> str:
+    """The i-th run's colour: the same run has the same colour in every plot of a report."""
+    from matplotlib import rcParams
+    from matplotlib.colors import to_hex
+
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    return to_hex(colours[i % len(colours)])
+
+
+def _legend_handles(
+    labels: Sequence[tuple[str, str]], styles: Sequence[tuple[str, str, str]]
+) -> list[Any]:
+    """Legend entries: a thick colour swatch per run, then a black line per curve style."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=c, linewidth=6, alpha=0.6, label=textwrap.fill(label, 30))
+        for label, c in labels
+    ]
+    handles += [
+        Line2D([], [], color="black", linestyle=ls, label=text)  # type: ignore[arg-type]
+        for _, ls, text in styles
+    ]
+    return handles
+
+
+def _save(fig: Any, target: Path, handles: Sequence[Any], notes: Sequence[str]) -> Path:
+    """Write the figure with its legend right of the axes (curves stay uncovered however many
+    runs there are) and the notes (what was left out and why) under them."""
+    bottom = 0.0
+    if notes:
+        text = "\n".join(notes)
+        # parse_math=False: a note like "cost is $0 ... $" must not turn into mathtext.
+        fig.text(
+            0.01,
+            0.01,
+            text,
+            fontsize=8.5,
+            color="#444444",
+            va="bottom",
+            ha="left",
+            parse_math=False,
+        )
+        bottom = min(0.4, 0.03 + 0.032 * len(notes))
+    legend = fig.legend(
+        handles=handles, loc="upper right", fontsize=9, bbox_to_anchor=(0.995, 0.93)
+    )
+    fig.canvas.draw()  # the legend's width is known only once drawn
+    width = legend.get_window_extent().width / (fig.get_figwidth() * fig.dpi)
+    fig.tight_layout(rect=(0, bottom, 1 - width - 0.01, 1))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=100)
+    return target
+
+
+def _usd_tick(x: float, _: Any = None) -> str:
+    """A dollar tick label, as short as it can be: $0.002, $5e-05, $12."""
+    return f"${x:g}"
+
+
+def _label_log_axis(ax: Any, which: str, formatter: Any, max_ticks: int) -> None:
+    """Label a log axis (whose limits are final) with `formatter`, at 1, 2 and 5 x 10^n when that
+    makes at most `max_ticks` labels (a range such as $0.0004 to $0.01 would otherwise show one or
+    two), else at powers of ten; minor ticks stay unlabelled (their default labels overlap)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
+    if 0 < lo < hi and 3 * math.log10(hi / lo) <= max_ticks:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(formatter)
+    axis.set_minor_formatter(NullFormatter())
+
+
+# ----------------------------------------------------------------------------------------------
+# plot: accuracy vs samples
 
 
 def plot_scaling(
@@ -182,32 +311,23 @@ def plot_scaling(
     Returns the path.
     """
     # A bare Figure renders with Agg without touching pyplot's global backend or figure list.
-    from matplotlib import rcParams
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(12, 5), dpi=100)
     by_k, by_cost = fig.subplots(1, 2)
-    colours = rcParams["axes.prop_cycle"].by_key()["color"]
-    legend: list[Line2D] = []
+    labels: list[tuple[str, str]] = []
     level = 0.95
-    for i, run in enumerate(pools):
-        s = run if isinstance(run, Mapping) else summarize(run, ks, n_boot=n_boot, seed=seed)
-        k = np.asarray(s["ks"], dtype=np.float64)
+    for i, s in enumerate(_summaries(pools, ks, n_boot, seed)):
+        k = _numbers(s["ks"])
         if k.size == 0:
             continue
-        colour = colours[i % len(colours)]
-        level = float(s.get("level", level))
-        legend.append(Line2D([], [], color=colour, linewidth=6, alpha=0.6, label=s["label"]))
+        colour, level = _colour(i), float(s.get("level", level))
+        labels.append((str(s["label"]), colour))
         per_sample = _number(s["cost"]["per_sample_usd"])
         spend = k * per_sample
-        for key, style in (("pass_at_k", "-"), ("majority_at_k", "--")):
-            mean, lo, hi = (
-                np.array([_number(v) for v in s[key][part]]) for part in ("mean", "lo", "hi")
-            )
+        for key, style, _ in (_COVERAGE, _MAJORITY):
+            mean, lo, hi = _curve(s[key])
             by_k.plot(k, mean, style, color=colour, marker="o", markersize=3)
             by_k.fill_between(k, lo, hi, color=colour, alpha=0.15, linewidth=0)
             if per_sample > 0:
@@ -225,17 +345,225 @@ def plot_scaling(
     for ax in (by_k, by_cost):
         ax.set_ylim(0, 1.02)
         ax.grid(True, which="major", alpha=0.3)
-    legend += [
-        Line2D([], [], color="black", linestyle="-", label="coverage (pass@k)"),
-        Line2D([], [], color="black", linestyle="--", label="majority@k"),
-    ]
-    by_k.legend(handles=legend, fontsize=9, loc="lower right")
+    _label_log_axis(by_cost, "x", FuncFormatter(_usd_tick), max_ticks=6)
     fig.suptitle(
         f"Repeated sampling: coverage (pass@k) and majority vote, {level:.0%} bootstrap bands"
     )
-    fig.tight_layout()
-    fig.savefig(target, dpi=100)
-    return target
+    return _save(fig, Path(path), _legend_handles(labels, (_COVERAGE, _MAJORITY)), [])
+
+
+# ----------------------------------------------------------------------------------------------
+# cost plots
+
+
+def _per_problem_costs(s: Mapping[str, Any]) -> tuple[float, float]:
+    """(USD, tokens) one sample costs on average: the unit of the cost axes."""
+    tokens = s.get("tokens", {})
+    per_sample_tokens = _number(tokens.get("prompt_mean")) + _number(tokens.get("completion_mean"))
+    return _number(s.get("cost", {}).get("per_sample_usd")), per_sample_tokens
+
+
+def plot_cost(
+    runs: Sequence[Run],
+    path: str | Path,
+    ks: ArrayLike | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Path:
+    """Write a 1200x500 PNG of accuracy against what k samples per problem cost, a colour per run.
+
+    Left: coverage (pass@k) and majority@k against dollars per problem (k x mean cost of a sample);
+    right: the same against tokens per problem (k x mean prompt + completion tokens of a sample).
+    Dollars depend on a price, tokens do not, so the right panel still compares runs that were
+    priced differently or not at all. Runs without a price ($0) are left out of the dollar panel
+    and named under it. Bands are bootstrap CIs. Returns the path.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter, FuncFormatter
+
+    fig = Figure(figsize=(12, 5), dpi=100)
+    by_usd, by_tokens = fig.subplots(1, 2)
+    labels: list[tuple[str, str]] = []
+    notes: list[str] = []
+    level = 0.95
+    for i, s in enumerate(_summaries(runs, ks, n_boot, seed)):
+        k = _numbers(s["ks"])
+        if k.size == 0:
+            notes.append(f"{s.get('label', '?')}: no samples on every problem, nothing to plot")
+            continue
+        colour, level = _colour(i), float(s.get("level", level))
+        labels.append((str(s.get("label", "?")), colour))
+        usd, tokens = _per_problem_costs(s)
+        if not usd > 0:
+            notes.append(
+                f"{s.get('label', '?')}: cost is $0 (no price given), left out of the $ panel"
+            )
+        for key, style, _ in (_COVERAGE, _MAJORITY):
+            mean, lo, hi = _curve(s[key])
+            for ax, unit in ((by_usd, usd), (by_tokens, tokens)):
+                if unit > 0:
+                    ax.plot(k * unit, mean, style, color=colour, marker="o", markersize=3)
+                    ax.fill_between(k * unit, lo, hi, color=colour, alpha=0.15, linewidth=0)
+    by_usd.set_xscale("log")
+    by_usd.set_xlabel("cost of k samples per problem, USD (log scale)")
+    by_usd.set_title("Accuracy vs dollars per problem")
+    by_tokens.set_xscale("log")
+    by_tokens.set_xlabel("tokens of k samples per problem, prompt + completion (log scale)")
+    by_tokens.set_title("Accuracy vs tokens per problem")
+    for ax in (by_usd, by_tokens):
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("share of problems solved")
+        ax.grid(True, which="major", alpha=0.3)
+    _label_log_axis(by_usd, "x", FuncFormatter(_usd_tick), max_ticks=6)
+    _label_log_axis(by_tokens, "x", EngFormatter(sep=""), max_ticks=6)
+    fig.suptitle(f"Accuracy vs cost: what k samples per problem buy, {level:.0%} bootstrap bands")
+    return _save(fig, Path(path), _legend_handles(labels, (_COVERAGE, _MAJORITY)), notes)
+
+
+def _cost_of_pass_curves(
+    s: Mapping[str, Any],
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Cost-of-pass (mean, lo, hi) over the summary's ks for coverage, majority and one sample.
+
+    Uses the summary's paired-bootstrap `cost_of_pass_at_k`; a summary written before that field
+    existed falls back to k x cost per sample over the rate's CI (cost taken as fixed).
+    """
+    k = _numbers(s["ks"])
+    stored = s.get("cost_of_pass_at_k")
+    if stored:
+        single = tuple(
+            np.full(k.size, _number(stored["single_sample"][p])) for p in ("mean", "lo", "hi")
+        )
+        return {
+            "pass_at_k": _curve(stored["oracle_pass_at_k"]),
+            "majority_at_k": _curve(stored["majority_at_k"]),
+            "single_sample": single,  # type: ignore[dict-item]
+        }
+    per_sample = _number(s.get("cost", {}).get("per_sample_usd"))
+    acc = s.get("accuracy") or {}
+    single_rate = tuple(np.full(k.size, _number(acc.get(p))) for p in ("mean", "lo", "hi"))
+    out = {}
+    for key, rates, spend in (
+        ("pass_at_k", _curve(s["pass_at_k"]), k),
+        ("majority_at_k", _curve(s["majority_at_k"]), k),
+        ("single_sample", single_rate, np.ones(k.size)),
+    ):
+        mean, lo, hi = rates
+        cost = spend * per_sample
+        out[key] = (_safe_div(cost, mean), _safe_div(cost, hi), _safe_div(cost, lo))
+    return out
+
+
+def _safe_div(cost: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """cost / rate with infinity for a zero rate (no success, no pass at any price)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rate == 0, np.inf, cost / rate)
+
+
+def _plot_cop_curve(
+    ax: Any,
+    k: np.ndarray,
+    curve: tuple[np.ndarray, np.ndarray, np.ndarray],
+    style: str,
+    colour: str,
+) -> np.ndarray:
+    """Draw one cost-of-pass curve and its band on a log axis; return the mask of k not drawn.
+
+    Infinite or zero points cannot sit on a log axis: they are left out of the line, and an
+    infinite upper bound becomes a band reaching past the top of the axes (drawn up to `_SKY`,
+    which the axis limits cut).
+    """
+    mean, lo, hi = curve
+    drawable = np.isfinite(mean) & (mean > 0)
+    ax.plot(np.where(drawable, k, np.nan), np.where(drawable, mean, np.nan), style, color=colour,
+            marker="o", markersize=3)  # fmt: skip
+    band = drawable & (lo > 0)
+    band_lo, band_hi = (
+        np.where(band, lo, np.nan),
+        np.where(band, np.where(np.isinf(hi), _SKY, hi), np.nan),
+    )
+    ax.fill_between(k, band_lo, band_hi, color=colour, alpha=0.15, linewidth=0)
+    return ~drawable
+
+
+def _gap_notes(
+    label: str, k: np.ndarray, gaps: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> list[str]:
+    """Say which cost-of-pass points of a run were not drawn, in as few lines as it takes."""
+    if all(mask.all() and np.isinf(mean).all() for mask, mean in gaps.values()):
+        return [f"{label}: no success at any N, cost-of-pass is ∞ everywhere; not plotted"]
+    notes = []
+    for text, (mask, mean) in gaps.items():
+        if mask.any():
+            why = "∞ (no success)" if np.isinf(mean[mask]).all() else "∞ or undefined"
+            at = ", ".join(str(int(x)) for x in k[mask])
+            notes.append(f"{label}, {text}: {why} at N = {at}; not plotted")
+    return notes
+
+
+def plot_cost_of_pass(
+    runs: Sequence[Run],
+    path: str | Path,
+    ks: ArrayLike | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Path:
+    """Write a 1200x550 PNG of cost-of-pass (USD per correct answer) against samples N, per run.
+
+    Cost-of-pass = cost of one attempt / its success rate: one sample (dotted, flat: it does not
+    depend on N), majority vote over N samples (dashed) and coverage pass@N (solid; an oracle that
+    needs a perfect verifier, so a lower bound). The run whose curve is lowest at some N is the
+    cheapest way to a correct answer there. Both axes are logarithmic; bands are paired-bootstrap
+    CIs. Infinite values (a way that never succeeded) cannot be plotted: they are left out and
+    listed under the axes, as are runs without a price. Returns the path.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(12, 5.5), dpi=100)
+    ax = fig.subplots(1, 1)
+    labels: list[tuple[str, str]] = []
+    notes: list[str] = []
+    finite: list[np.ndarray] = []
+    level = 0.95
+    for i, s in enumerate(_summaries(runs, ks, n_boot, seed)):
+        label, k = str(s.get("label", "?")), _numbers(s["ks"])
+        if k.size == 0:
+            notes.append(f"{label}: no samples on every problem, nothing to plot")
+            continue
+        if not _number(s.get("cost", {}).get("per_sample_usd")) > 0:
+            notes.append(f"{label}: cost is $0 (no price given), cost-of-pass not plotted")
+            continue
+        colour, level = _colour(i), float(s.get("level", level))
+        labels.append((label, colour))
+        curves = _cost_of_pass_curves(s)
+        gaps = {}
+        for key, style, text in (_COVERAGE, _MAJORITY, _SINGLE):
+            gaps[text] = (_plot_cop_curve(ax, k, curves[key], style, colour), curves[key][0])
+            values = np.concatenate(curves[key])
+            finite.append(values[np.isfinite(values) & (values > 0)])
+        notes += _gap_notes(label, k, gaps)
+    shown = np.concatenate(finite) if finite else np.zeros(0)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_yscale("log")
+    if shown.size:
+        ax.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
+    else:  # nothing on the log axes: give them limits, or matplotlib cannot place a tick
+        ax.set_xlim(1, 2)
+        ax.set_ylim(1e-3, 1)
+        ax.text(0.5, 0.5, "no finite, priced cost-of-pass", transform=ax.transAxes, ha="center")
+    ax.set_xlabel("samples per problem, N (log scale)")
+    ax.set_ylabel("USD per correct answer (log scale)")
+    ax.set_title(
+        f"Cost-of-pass vs N: cost of an attempt / its success rate, {level:.0%} bootstrap bands"
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    _label_log_axis(ax, "y", FuncFormatter(_usd_tick), max_ticks=12)
+    handles = _legend_handles(labels, (_COVERAGE, _MAJORITY, _SINGLE))
+    return _save(fig, Path(path), handles, notes)
 
 
 # ----------------------------------------------------------------------------------------------

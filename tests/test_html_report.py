@@ -1,0 +1,335 @@
+"""The HTML report: one self-contained file (no network, no script), the terminal table's rows, real
+PNGs; the `report` command's --out/--html/--json; and the page as headless Chromium renders it.
+
+Runs come from a small SQLite store written here with `Store` and records (no model is called):
+a priced local run, an API-priced run whose label needs HTML escaping, and a run that is never
+right (cost-of-pass infinity).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from infereco import api
+from infereco.html_report import PLOTS, write_html
+from infereco.problem import Problem
+from infereco.records import ProblemResult, RequestRecord, SampleRecord
+from infereco.report import summary_cells
+from infereco.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+PNG = b"\x89PNG\r\n\x1a\n"
+CHROMIUM = Path("/usr/bin/chromium")
+
+LOCAL = "qwen-0.5b local / majority N=8"
+TRICKY = 'api <model> & "friends" / majority N=8'
+NEVER = "never right / majority N=4"
+
+
+def _config(model: str, kind: str, n: int, price: dict[str, Any]) -> dict[str, Any]:
+    """A run config shaped like the Runner's (task, backend, strategy, sampling, seed, price)."""
+    return {
+        "task": {"name": "arithmetic", "level": 3, "limit": 12, "seed": 0},
+        "backend": {"kind": kind, "model": model},
+        "strategy": {"name": "majority", "n": n},
+        "sampling": {"max_tokens": 192, "temperature": 0.8, "top_p": 1.0, "stop": [], "logprobs": False},
+        "seed": 7,
+        "price": {
+            "input_per_mtok": 0.0, "output_per_mtok": 0.0, "cached_input_per_mtok": None, "usd_per_hour": 0.0, **price
+        },
+    }  # fmt: skip
+
+
+def _add_run(db: Store, run_id: str, label: str, config: dict[str, Any], p_right: np.ndarray, cost: float) -> None:
+    """Store one run: per problem, `n` samples right with probability p_right[p], one request each."""
+    n, rng = config["strategy"]["n"], np.random.default_rng(len(label))
+    db.ensure_run(run_id, label, config)
+    problems = [Problem(f"q{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(len(p_right))]
+    db.add_problems(run_id, problems)
+    for prob, p in zip(problems, p_right):
+        key = f"{prob.id}|sample|0+{n}"
+        answers = [prob.answer if rng.random() < p else str(int(rng.integers(0, 3)) + 100) for _ in range(n)]
+        samples = [
+            SampleRecord(
+                problem_id=prob.id, step="sample", index=j, request_key=key, text=f"Answer: {a}", finish_reason="stop",
+                answer=a, correct=a == prob.answer, prompt_tokens=60, cached_prompt_tokens=0,
+                completion_tokens=20 + j, reasoning_tokens=0, latency_s=0.2, cost_usd=cost, seed=7,
+            )  # fmt: skip
+            for j, a in enumerate(answers)
+        ]
+        request = RequestRecord(
+            key=key, problem_id=prob.id, step="sample", start_index=0, n=n, seed=7, latency_s=0.2, busy_s=0.4,
+            prompt_tokens=60 * n, cached_prompt_tokens=0, completion_tokens=sum(s.completion_tokens for s in samples),
+            cost_usd=cost * n,
+        )  # fmt: skip
+        db.record_request(run_id, request, samples)
+        vote = max(set(answers), key=answers.count)
+        db.record_result(run_id, ProblemResult(prob.id, vote, vote == prob.answer))
+    db.set_status(run_id, "done")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "runs.db"
+    with Store(path) as db:
+        local = {"usd_per_hour": 0.1, "source": "default: local machine at $0.10/h"}
+        api_price = {"input_per_mtok": 0.15, "output_per_mtok": 0.6, "source": "prices.toml [models.\"api <model>\"]"}
+        _add_run(db, "aaa111", LOCAL, _config("qwen-0.5b", "llamacpp", 8, local), np.linspace(0.1, 0.9, 12), 2e-5)
+        _add_run(db, "bbb222", TRICKY, _config("api <model>", "openai", 8, api_price), np.linspace(0.4, 1, 12), 3e-4)
+        _add_run(db, "ccc333", NEVER, _config("never", "openai", 4, api_price), np.zeros(12), 1e-4)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """`api.report` with --out and --html: (html file, out dir, summaries)."""
+    where = tmp_path_factory.mktemp("report")
+    summaries = api.report(store, out_dir=where / "out", html=where / "report.html")
+    return where / "report.html", where / "out", summaries
+
+
+class _Page(HTMLParser):
+    """The parts of the page the tests look at: every URL attribute, the images, the table cells."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[tuple[str, str, str]] = []
+        self.images: list[dict[str, str]] = []
+        self.tags: set[str] = set()
+        self.rows: list[list[str]] = []
+        self._in_summary = self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.add(tag)
+        self.urls += [(tag, k, a[k]) for k in ("src", "href", "action", "srcset", "poster", "data") if k in a]
+        if tag == "img":
+            self.images.append(a)
+        if tag == "table" and a.get("id") == "summary":
+            self._in_summary = True
+        elif self._in_summary and tag == "tr":
+            self.rows.append([])
+        elif self._in_summary and tag in ("td", "th"):
+            self._in_cell = True
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self._in_cell = False
+        elif tag == "table":
+            self._in_summary = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_summary and self._in_cell:
+            self.rows[-1][-1] += data
+
+
+def _parse(path: Path) -> tuple[str, _Page]:
+    text = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(text)
+    return text, page
+
+
+def test_html_is_self_contained(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
+    text, page = _parse(built[0])
+    assert text.startswith("<!DOCTYPE html>")
+    for tag, attr, url in page.urls:
+        assert url.startswith("data:"), f"<{tag} {attr}={url[:60]!r}> would need a network or another file"
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
+    assert not page.tags & {"script", "iframe", "object", "embed"}
+    assert "@import" not in text and "url(" not in text  # no stylesheet or font fetched
+
+
+def test_html_images_are_the_plots(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
+    html_path, out_dir, _ = built
+    _, page = _parse(html_path)
+    assert len(page.images) == len(PLOTS) == 3
+    for img, (name, _, alt) in zip(page.images, PLOTS):
+        prefix = "data:image/png;base64,"
+        assert img["src"].startswith(prefix)
+        data = base64.b64decode(img["src"][len(prefix) :], validate=True)
+        assert data[:8] == PNG and len(data) > 10_000
+        assert data == (out_dir / name).read_bytes()  # rendered once: --out and --html agree
+        assert int(img["width"]) >= 1000 and int(img["height"]) >= 400
+        assert img["alt"] == alt and len(alt) > 40
+
+
+def test_html_table_matches_terminal_table(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
+    _, page = _parse(built[0])
+    header, *rows = page.rows
+    assert header[:3] == ["run", "problems", "N"] and "$/pass majority@N" in header
+    assert rows == [summary_cells(s) for s in built[2]]
+    assert [r[0] for r in rows] == [LOCAL, TRICKY, NEVER]
+    assert rows[2][-1] == "∞"  # never right: no amount of money buys a pass
+
+
+def test_html_escapes_and_shows_configs(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
+    text, _ = _parse(built[0])
+    assert "<model>" not in text and "api &lt;model&gt; &amp; &quot;friends&quot;" in text
+    for needle in (
+        "How to read this",
+        "default: local machine at $0.10/h",  # price sources
+        "prices.toml [models.&quot;api &lt;model&gt;&quot;]",
+        "machine time $0.1 / hour",
+        "output $0.6 / 1M tokens",
+        "temperature=0.8",  # sampling params
+        "name=&quot;arithmetic&quot;",  # task spec
+        "aaa111",  # run ids
+        "Generated 20",  # timestamp
+        "perfect verifier",
+    ):
+        assert needle in text, needle
+
+
+def test_write_html_from_summaries_alone(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+    """Summaries read back from summary.json (infinities as "inf") are enough for a page."""
+    summaries = json.loads((built[1] / "summary.json").read_text(encoding="utf-8"))
+    path = write_html(summaries, None, tmp_path / "deep" / "again.html", title="from JSON")
+    text, page = _parse(path)
+    assert "<title>from JSON</title>" in text and len(page.images) == 3
+    assert [r[0] for r in page.rows[1:]] == [LOCAL, TRICKY, NEVER]
+    with pytest.raises(ValueError):
+        write_html(summaries, [], tmp_path / "x.html")
+
+
+def test_summaries_have_cost_of_pass_curves(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
+    local = built[2][0]
+    curves = local["cost_of_pass_at_k"]
+    assert curves["ks"] == local["ks"] == [1, 2, 4, 8]
+    assert curves["majority_at_k"]["mean"][-1] == pytest.approx(local["cost_of_pass"]["majority_at_n"])
+    assert curves["oracle_pass_at_k"]["mean"][-1] == pytest.approx(local["cost_of_pass"]["oracle_best_of_n"])
+    assert curves["single_sample"]["mean"] == pytest.approx(local["cost_of_pass"]["single_sample"])
+    assert built[2][2]["cost_of_pass_at_k"]["majority_at_k"]["hi"] == [float("inf")] * 3
+
+
+def test_to_pandas_from_store(store: Path) -> None:
+    results = api.load_results(store, ["bbb"])
+    frame = results[0].to_pandas()
+    assert len(frame) == 12 * 8 and frame["cost_usd"].sum() == pytest.approx(12 * 8 * 3e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infereco.cli", *args], env=ENV, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_report_out_html_and_json(store: Path, tmp_path: Path) -> None:
+    done = _cli("report", str(store), "--run", "aaa", "--run", "ccc", "--out", "out", "--html", "r.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "qwen-0.5b" in done.stdout and "never right" in done.stdout and "api <model>" not in done.stdout
+    for name in ("scaling.png", "cost.png", "cost_of_pass.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == PNG
+    assert len(json.loads((tmp_path / "out" / "summary.json").read_text())) == 2
+    _, page = _parse(tmp_path / "r.html")
+    assert [r[0] for r in page.rows[1:]] == [LOCAL, NEVER]
+
+    done = _cli("report", str(store), "--json", "--html", "only.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)  # stdout is JSON alone; "wrote ..." goes to stderr
+    assert [s["label"] for s in printed] == [LOCAL, TRICKY, NEVER]
+    assert printed[2]["cost_of_pass_at_k"]["single_sample"]["mean"] == "inf"
+    assert (tmp_path / "only.html").is_file() and not (tmp_path / "scaling.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["missing.db"], "no such store"),
+        (["{store}", "--run", "zzz"], "--run zzz"),
+        (["{store}", "--html", "."], "--html"),
+        (["{store}", "--out", "afile"], "--out"),
+    ],
+)
+def test_cli_report_errors_are_one_line(store: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    (tmp_path / "afile").write_text("a file where a folder should be")
+    done = _cli("report", *[a.format(store=store) for a in args], cwd=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# in a real browser
+
+
+def _chromium(user_data: Path) -> Any:
+    """Headless Chromium under chromedriver, with the browser console log kept for the test.
+
+    Flags: no sandbox (CI runs as root), no GPU, and none of Chromium's own network traffic
+    (component updates, sync, QUIC), so a console error can only come from the page.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not Path(driver_path).is_file():
+        pytest.fail("chromium is installed but chromedriver is not: apt-get install chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={user_data}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+    if not CHROMIUM.is_file():
+        why = f"needs {CHROMIUM}: apt-get install chromium chromium-driver"
+        if os.environ.get("INFERECO_REQUIRE_BROWSER"):  # set by .ci/run: CI must not skip this
+            pytest.fail(why)
+        pytest.skip(why)
+    html_path = built[0]
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        driver = _chromium(Path(profile))
+        try:
+            driver.get(html_path.resolve().as_uri())
+            state = driver.execute_script("return document.readyState")
+            images = driver.execute_script(
+                "return Array.from(document.images, i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])"
+            )
+            rows = driver.execute_script(
+                "return Array.from(document.querySelectorAll('#summary tbody tr'), r => r.cells[0].textContent)"
+            )
+            table_height = driver.execute_script("return document.getElementById('summary').offsetHeight")
+            title = driver.title
+            shot = tmp_path / "page.png"
+            driver.save_screenshot(str(shot))
+            logs = driver.get_log("browser")
+        finally:
+            driver.quit()
+    assert state == "complete" and title == "infereco report"
+    assert len(images) == 3
+    for complete, width, height, alt in images:
+        assert complete and width >= 1000 and height >= 400 and alt, images
+    assert rows == [LOCAL, TRICKY, NEVER] and table_height > 50
+    errors = [entry for entry in logs if entry.get("level") in ("SEVERE", "WARNING")]
+    assert not errors, errors
+    assert shot.read_bytes()[:8] == PNG
