@@ -101,3 +101,28 @@ def test_server_dies_with_infereco_even_on_sigkill(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_openai_backend_against_a_real_llamacpp_server_counts_every_choice(tmp_path: Path) -> None:
+    """`--backend openai` pointed at llama.cpp's server: per-sample tokens stay right with n > 1."""
+    from infereco.backends.llamacpp import LlamaServer
+
+    server = LlamaServer(resolve_model(None)[1], slots=4, ctx_per_slot=512)
+    server.start()
+    try:
+        db = tmp_path / "remote.db"
+        result = infereco.run(
+            "arithmetic", level=1, limit=2, n=4, max_n=4, max_tokens=40, backend="openai",
+            base_url=server.base_url, model="qwen", store=db, input_price=1.0, output_price=2.0,
+        )  # fmt: skip
+        assert result.totals["samples"] == 8 and result.totals["samples_correct"] >= 1
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT request_key, completion_tokens, text FROM samples ORDER BY request_key").fetchall()
+        # every choice has a plausible count, not only the first one (llama.cpp's usage quirk)
+        assert all(tokens >= 1 for _, tokens, _ in rows)
+        second_request = [tokens for key, tokens, _ in rows if key == rows[-1][0]]
+        assert sum(second_request) > second_request[0]
+        expected_cost = (result.totals["prompt_tokens"] * 1.0 + result.totals["completion_tokens"] * 2.0) / 1e6
+        assert abs(result.totals["cost_usd"] - expected_cost) < 1e-12
+    finally:
+        server.stop()

@@ -169,3 +169,16 @@ def test_cost_plots_with_nothing_to_show(tmp_path: Path) -> None:
     ]
     assert _png_size(plot_cost_of_pass(runs, tmp_path / "cop.png", n_boot=50)) == (1200, 550)
     assert _png_size(plot_cost(runs, tmp_path / "cost.png", n_boot=50)) == (1200, 500)
+
+
+def test_curve_table_has_one_row_per_k_with_cost_growing_linearly(summaries: list[dict]) -> None:
+    from infereco.report import curve_table
+
+    s = summaries[0]
+    table = curve_table(s)
+    assert table.row_count == len(s["ks"])
+    text = _render(table)
+    per_sample = s["cost"]["per_sample_usd"]
+    assert f"${per_sample * s['ks'][-1]:.3g}" in text  # $ per problem at the largest k = k x per sample
+    never = _render(curve_table(summaries[1]))
+    assert "∞" in never  # majority of a run that is never right costs infinitely much per pass

@@ -83,6 +83,7 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
     if as_json:
         print(json.dumps(report.to_jsonable(result.to_dict()), indent=2))
         return
+    out.print(report.curve_table(result.summary))
     out.print(report.summary_table([result.summary]))
     t = result.totals
     out.print(

@@ -184,6 +184,34 @@ def summary_table(summaries: Sequence[Mapping[str, Any]], title: str | None = No
     return table
 
 
+def curve_table(summary: Mapping[str, Any]) -> Table:
+    """How one run scales with k: pass@k, majority@k and their cost per problem and per correct answer.
+
+    All rows come from the one stored pool (unbiased estimators), not from separate runs.
+    """
+    ks = list(summary.get("ks", []))
+    table = Table(title=f"Scaling with k: {summary.get('label', '?')}", title_justify="left")
+    for header in ("k", "coverage pass@k", "majority@k", "$ per problem", "$/pass majority@k", "$/pass oracle@k"):
+        table.add_column(header, justify="right")
+    pass_k, maj_k = summary.get("pass_at_k", {}), summary.get("majority_at_k", {})
+    cop = summary.get("cost_of_pass_at_k", {})
+    per_sample = _number(summary.get("cost", {}).get("per_sample_usd"))
+
+    def at(part: Mapping[str, Any], i: int) -> dict[str, Any]:
+        return {key: (part.get(key) or [None] * len(ks))[i] for key in ("mean", "lo", "hi")}
+
+    for i, k in enumerate(ks):
+        table.add_row(
+            str(k),
+            _rate(at(pass_k, i)),
+            _rate(at(maj_k, i)),
+            _usd(per_sample * k),
+            _usd(at(cop.get("majority_at_k", {}), i)["mean"]),
+            _usd(at(cop.get("oracle_pass_at_k", {}), i)["mean"]),
+        )
+    return table
+
+
 # ----------------------------------------------------------------------------------------------
 # plots: shared pieces
 

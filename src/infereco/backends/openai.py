@@ -200,6 +200,13 @@ class OpenAIBackend:
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
         ):
             completion_split = [len(lp or []) for lp in logprobs]
+        elif n > 1 and isinstance(data.get("timings"), dict):
+            # llama.cpp's server (it adds "timings") counts only the first choice in `usage` when
+            # n > 1. Estimate the others from their length at the first choice's tokens per
+            # character, and ask for logprobs from now on, which give exact per-choice counts.
+            self.count_tokens_from_logprobs = True
+            per_char = completion_total / max(len(texts[0]), 1)
+            completion_split = [completion_total] + [max(1, round(len(t) * per_char)) for t in texts[1:]]
         else:
             completion_split = split_by_weight(completion_total, [max(len(t), 1) for t in texts])
         prompt_split = split_evenly(prompt_total, n)
