@@ -453,3 +453,15 @@ def test_summarize_cost_of_pass_curves_agree_with_the_scalars() -> None:
     assert np.all(np.array(curves["oracle_pass_at_k"]["mean"]) <= curves["majority_at_k"]["mean"])
     for part in (curves["majority_at_k"], curves["oracle_pass_at_k"]):
         assert np.all(np.array(part["lo"]) <= part["mean"]) and np.all(np.array(part["mean"]) <= part["hi"])
+
+
+def test_summarize_fits_the_coverage_curve() -> None:
+    s = summarize(make_pool(40, 32, seed=4), n_boot=50)
+    fit = s["coverage_fit"]
+    assert fit["points"] == len(s["ks"])
+    a, b = fit["a"], fit["b"]
+    ks = np.asarray(s["ks"], dtype=float)
+    predicted = np.exp(a * ks**b)
+    # the fitted curve reproduces the measured coverage curve it came from
+    assert np.max(np.abs(predicted - np.asarray(s["pass_at_k"]["mean"]))) < 0.08
+    assert a < 0 and fit["r2"] > 0.9

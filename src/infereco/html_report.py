@@ -177,6 +177,19 @@ def _price(price: Mapping[str, Any]) -> str:
     )
 
 
+def _fit(fit: Mapping[str, Any] | None) -> str:
+    """The power-law fit of the coverage curve, or why there is none."""
+    if not fit:
+        return "–"
+    try:
+        a, b, r2 = float(fit["a"]), float(fit["b"]), float(fit["r2"])
+    except (KeyError, TypeError, ValueError):
+        return "–"
+    if any(x != x for x in (a, b, r2)):  # NaN: too few points strictly between 0 and 1
+        return "not enough points between 0 and 1 to fit"
+    return f"log(coverage) = {a:.3g} * k^{b:.3g} (R² = {r2:.3f}, {fit.get('points', '?')} points)"
+
+
 def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     """One run's identity: what was sampled, how, with which seed, and where its prices came from."""
     backend = config.get("backend") or {}
@@ -193,6 +206,7 @@ def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         ("price source", price.get("source", "not recorded")),
         ("prices", _price(price) if price else "not recorded"),
         ("samples", f"{s.get('n_samples_total', '?')} stored, {s.get('n_problems', '?')} problems"),
+        ("coverage fit", _fit(s.get("coverage_fit"))),
     ]
     body = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in rows)
     full = json.dumps(to_jsonable(config), indent=2, sort_keys=True, ensure_ascii=False)

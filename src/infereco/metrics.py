@@ -750,6 +750,12 @@ def _cost_of_pass_curves(
     }
 
 
+def _coverage_fit(ks: np.ndarray, coverage: np.ndarray) -> dict[str, Any]:
+    """The exponentiated power law log(coverage) = a * k**b fitted to a run's pass@k curve."""
+    a, b, r2 = fit_coverage_power_law(ks, coverage)
+    return {"form": "log(coverage) = a * k^b", "a": a, "b": b, "r2": r2, "points": int(len(ks))}
+
+
 def summarize(
     pool: SamplePool,
     ks: ArrayLike | None = None,
@@ -869,6 +875,7 @@ def summarize(
             ),
         },
         "cost_of_pass_at_k": spend_ci,
+        "coverage_fit": _coverage_fit(k_arr, means[spans["pass_at_k"]]),
         "latency_s": {
             "mean": float(latency.mean()) if n_real else math.nan,
             "median": float(np.median(latency)) if n_real else math.nan,
