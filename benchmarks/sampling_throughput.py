@@ -63,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     result = asyncio.run(measure(args.n, args.max_tokens, args.rounds))
     print(json.dumps(result, indent=2))
