@@ -146,3 +146,12 @@ def test_resume_unknown_run_id(tmp_path: Path) -> None:
     Store(store).close()  # an empty store
     line = _one_line_error(_cli("run", "--resume", "--run", "zz9", "--store", str(store), cwd=tmp_path))
     assert "zz9" in line
+
+
+def test_no_arguments_prints_the_help_not_an_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infereco.cli"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert "Commands" in result.stdout and "run" in result.stdout and "error" not in result.stdout.lower()

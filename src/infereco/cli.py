@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
         sys.exit(130)
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.format_message())  # `infereco` alone: the help is the answer, not an error
+        sys.exit(0)
     except click_exc.ClickException as exc:
         console.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
         sys.exit(2)
