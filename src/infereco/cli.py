@@ -221,19 +221,26 @@ def models() -> None:
         out.print(f"{name}{mark}: {m.description}")
 
 
+INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
     command = typer.main.get_command(app)
     try:
-        return command.main(args=argv, prog_name="infereco", standalone_mode=False)
+        code = command.main(args=argv, prog_name="infereco", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into a returned exit code when not standalone
+            console.print(INTERRUPTED)
+            sys.exit(130)
+        return code
     except UserError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
+        console.print(INTERRUPTED)
         sys.exit(130)
     except KeyboardInterrupt:
-        console.print("interrupted: everything received so far is stored; rerun with --resume to finish")
+        console.print(INTERRUPTED)
         sys.exit(130)
     except click_exc.NoArgsIsHelpError as exc:
         print(exc.format_message())  # `infereco` alone: the help is the answer, not an error
