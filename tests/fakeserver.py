@@ -41,7 +41,8 @@ class FakeModel:
         self.lock = threading.Lock()
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body["messages"][-1]["content"]
+        completions_api = "prompt" in body  # /v1/completions: a prompt string, choices carry `text`
+        prompt = body["prompt"] if completions_api else body["messages"][-1]["content"]
         numbers = [int(x) for x in re.findall(r"\d+", prompt)]
         truth = sum(numbers[:2]) if len(numbers) >= 2 else 0
         n = int(body.get("n", 1)) if self.honour_n else 1
@@ -51,9 +52,12 @@ class FakeModel:
             h = int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
             value = truth if h < self.p_correct else truth + 1 + int(h * 3)
             text = f"Adding the numbers step by step gives {value}.\nAnswer: {value}"
-            choices.append({"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}})
+            if completions_api:
+                choices.append({"index": i, "finish_reason": "stop", "text": text})
+            else:
+                choices.append({"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}})
         prompt_tokens = len(prompt.split()) + 10
-        completion_tokens = sum(len(c["message"]["content"].split()) for c in choices)
+        completion_tokens = sum(len((c.get("text") or c["message"]["content"]).split()) for c in choices)
         return {
             "id": "fake",
             "object": "chat.completion",

@@ -155,3 +155,31 @@ def test_no_arguments_prints_the_help_not_an_error() -> None:
     )  # fmt: skip
     assert result.returncode == 0
     assert "Commands" in result.stdout and "run" in result.stdout and "error" not in result.stdout.lower()
+
+
+def test_unknown_api(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--api", "embeddings", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--api" in line and "completions" in line
+
+
+def test_non_positive_timeout(tmp_path: Path) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--timeout", "0", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--timeout" in line
+
+
+def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakeserver import FakeServer
+
+    store = tmp_path / "s.db"
+    with FakeServer() as fake:
+        args = ["--backend", "openai", "--base-url", fake.base_url, "--model", "fake", "--n", "2", "--limit", "2"]
+        for api in ("completions", "chat"):
+            done = _cli("run", *args, "--api", api, "--store", str(store), "--quiet", "--json", cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        bodies = fake.model.bodies
+    assert ["prompt" in b for b in bodies] == [True, True, False, False]  # 2 problems each, in that order
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2  # chat vs completions: two runs

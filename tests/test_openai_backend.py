@@ -182,3 +182,34 @@ def test_n_above_max_n_is_refused_before_sending() -> None:
         with pytest.raises(BackendError, match="n=4"):
             _generate(_backend(fake.base_url, max_n=2), GenerationRequest(messages=MESSAGES, n=4))
         assert fake.model.attempts == 0
+
+
+def test_completions_api_sends_a_prompt_string_and_reads_text_choices() -> None:
+    with FakeServer() as fake:
+        out = _generate(_backend(fake.base_url, api="completions"), GenerationRequest(messages=MESSAGES, n=3, seed=2))
+        body = fake.model.bodies[0]
+        assert "messages" not in body and body["prompt"].startswith("Solve it.\n\nWhat is 86 + 32")
+        usage = fake.model.answer(body)["usage"]
+    assert len(out) == 3 and all(c.text.strip().splitlines()[-1].startswith("Answer: ") for c in out)
+    assert sum(c.completion_tokens for c in out) == usage["completion_tokens"]
+
+
+def test_completions_logprobs_give_exact_per_choice_token_counts() -> None:
+    from infereco.backends.openai import _token_logprobs
+
+    lp = _token_logprobs({"tokens": ["A", "n", "s"], "token_logprobs": [-0.1, -0.2, -0.3]})
+    assert lp == [{"token": "A", "logprob": -0.1}, {"token": "n", "logprob": -0.2}, {"token": "s", "logprob": -0.3}]
+    assert _token_logprobs({"content": [{"token": "x", "logprob": 0.0}]}) == [{"token": "x", "logprob": 0.0}]
+    assert _token_logprobs(None) is None
+
+
+def test_unknown_api_is_a_one_line_error() -> None:
+    with pytest.raises(BackendError, match="--api must be chat or completions"):
+        OpenAIBackend("http://127.0.0.1:9/v1", "fake", api="embeddings")
+
+
+def test_a_slow_server_times_out_as_a_one_line_error() -> None:
+    with FakeServer(delay_s=1.5) as fake:
+        with pytest.raises(BackendError, match="timed out after 0.3s") as err:
+            _generate(_backend(fake.base_url, timeout_s=0.3, max_retries=0), GenerationRequest(messages=MESSAGES))
+    assert "\n" not in str(err.value)

@@ -58,9 +58,12 @@ def make_backend(
     threads: int | None = None,
     timeout_s: float = 600.0,
     max_retries: int = 5,
+    api: str = "chat",
 ) -> Backend:
     """Build a backend from CLI-style options."""
     kind = backend.strip().lower()
+    if not timeout_s > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {timeout_s}")
     if kind in ("llamacpp", "embedded", "local"):
         from infereco.backends.llamacpp import LlamaCppBackend
 
@@ -83,6 +86,7 @@ def make_backend(
             max_n=max_n or 16,
             timeout_s=timeout_s,
             max_retries=max_retries,
+            api=api,
         )
     raise UserError(f"--backend {backend!r} is unknown; choose llamacpp (embedded default) or openai")
 
@@ -138,6 +142,8 @@ def run(
     concurrency: int | None = None,
     max_n: int | None = None,
     max_retries: int = 5,
+    timeout_s: float = 600.0,
+    api: str = "chat",
     max_tokens: int = 256,
     temperature: float = 0.8,
     top_p: float = 1.0,
@@ -161,7 +167,7 @@ def run(
     the_task = get_task(task, level=level, limit=limit, seed=task_seed, path=data)
     the_backend = backend if not isinstance(backend, str) else make_backend(
         backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
-        max_retries=max_retries,
+        max_retries=max_retries, timeout_s=timeout_s, api=api,
     )
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
     spec = RunSpec(
@@ -293,6 +299,8 @@ def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[
             max_n=full.get("max_n"),
             slots=int(full.get("slots", 16)),
             threads=full.get("threads"),
+            timeout_s=float(full.get("timeout_s", 600.0)),
+            api=full.get("api", "chat"),
         )
         price = Price(**config["price"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -112,6 +112,8 @@ def run(
     concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (openai backend)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
     max_retries: Annotated[int, typer.Option(help="retries of a failed request (openai backend)")] = 5,
+    timeout: Annotated[float, typer.Option(help="seconds one request may take before it counts as failed")] = 600.0,
+    api_kind: Annotated[str, typer.Option("--api", help="openai backend: chat (/chat/completions) or completions (/completions, base models)")] = "chat",
     max_tokens: Annotated[int, typer.Option(help="completion token limit per sample")] = 256,
     temperature: Annotated[float, typer.Option()] = 0.8,
     top_p: Annotated[float, typer.Option()] = 1.0,
@@ -134,7 +136,7 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries"}
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout"}
     with _Bar(enabled=not quiet and not as_json) as bar:
         if resume and (run_id or not sampling_flags):
             result = api.resume(store, run_id, progress=bar.progress)
@@ -142,7 +144,7 @@ def run(
             result = api.run(
                 task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
                 backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                max_n=max_n, max_retries=max_retries, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                max_n=max_n, max_retries=max_retries, timeout_s=timeout, api=api_kind, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                 seed=seed, store=store,
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress,

@@ -48,7 +48,7 @@ class RunSpec:
 
     def identity(self, backend: Backend) -> dict[str, Any]:
         ident = dict(backend.describe())
-        for volatile in ("slots", "threads", "base_url", "api_key_env", "max_n", "concurrency"):
+        for volatile in ("slots", "threads", "base_url", "api_key_env", "max_n", "concurrency", "timeout_s"):
             ident.pop(volatile, None)  # how the same model is served does not change what it samples
         return {
             "task": self.task.spec,

@@ -59,9 +59,13 @@ class OpenAIBackend:
         send_n: bool = True,
         extra_body: dict[str, Any] | None = None,
         count_tokens_from_logprobs: bool = False,
+        api: str = "chat",
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise BackendError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        if api not in ("chat", "completions"):
+            raise BackendError(f"--api must be chat or completions, got {api!r}")
+        self.api = api
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -83,7 +87,7 @@ class OpenAIBackend:
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
-            "max_n": self.max_n, "concurrency": self.concurrency,
+            "max_n": self.max_n, "concurrency": self.concurrency, "api": self.api, "timeout_s": self.timeout_s,
         }  # fmt: skip
 
     def max_samples_per_request(self) -> int:
@@ -110,13 +114,16 @@ class OpenAIBackend:
             self._client = None
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(m) for m in request.messages],
+        body: dict[str, Any] = {"model": self.model}
+        if self.api == "chat":
+            body["messages"] = [dict(m) for m in request.messages]
+        else:
+            body["prompt"] = render_prompt(request.messages)
+        body.update({
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
-        }
+        })  # fmt: skip
         if request.n != 1:
             body["n"] = request.n
         if request.seed is not None:
@@ -124,9 +131,12 @@ class OpenAIBackend:
         if request.stop:
             body["stop"] = list(request.stop)
         if request.logprobs or self.count_tokens_from_logprobs:
-            body["logprobs"] = True
-            if request.top_logprobs:
-                body["top_logprobs"] = request.top_logprobs
+            if self.api == "chat":
+                body["logprobs"] = True
+                if request.top_logprobs:
+                    body["top_logprobs"] = request.top_logprobs
+            else:  # the completions API takes the number of alternatives per token
+                body["logprobs"] = max(request.top_logprobs, 0)
         body.update(self.extra_body)
         return body
 
@@ -139,7 +149,7 @@ class OpenAIBackend:
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self.base_url}/chat/completions" if self.api == "chat" else f"{self.base_url}/completions"
         body = self._body(request)
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
@@ -187,8 +197,7 @@ class OpenAIBackend:
             if not isinstance(text, str):
                 raise BackendError(f"{url}: choices[{i}].message.content is not text")
             texts.append(text)
-            lp = choice.get("logprobs")
-            logprobs.append(lp.get("content") if isinstance(lp, dict) else None)
+            logprobs.append(_token_logprobs(choice.get("logprobs")))
         n = len(choices)
         prompt_total = int(usage.get("prompt_tokens") or 0)
         completion_total = int(usage.get("completion_tokens") or 0)
@@ -225,6 +234,29 @@ class OpenAIBackend:
             )
             for i in range(n)
         ]
+
+
+def render_prompt(messages: tuple[dict[str, str], ...] | list[dict[str, str]]) -> str:
+    """The chat messages as one plain prompt for the completions API.
+
+    Base models have no chat template, so they get the system text, a blank line, and the user's
+    text, each message's content verbatim, ending with a newline for the answer to follow.
+    Instruct models are better served by `api="chat"`, where the server applies their template.
+    """
+    return "\n\n".join(m.get("content", "") for m in messages if m.get("content")) + "\n"
+
+
+def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
+    """Per-token logprobs of one choice in a common shape, from the chat or the completions format."""
+    if not isinstance(lp, dict):
+        return None
+    if isinstance(lp.get("content"), list):  # chat: [{"token", "logprob", ...}, ...]
+        return list(lp["content"])
+    tokens, values = lp.get("tokens"), lp.get("token_logprobs")
+    if isinstance(tokens, list):  # completions: parallel lists
+        values = values if isinstance(values, list) else [None] * len(tokens)
+        return [{"token": t, "logprob": v} for t, v in zip(tokens, values)]
+    return None
 
 
 def _short_error(response: httpx.Response) -> str:
