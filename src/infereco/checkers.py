@@ -35,7 +35,10 @@ __all__ = [
 class Checker(Protocol):
     """Extracts a canonical final answer from a completion and grades it against a reference."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short identifier, e.g. "numeric" or "majority" (read-only: frozen dataclasses qualify)."""
+        ...
 
     def extract(self, text: str) -> str | None:
         """The canonical final answer in `text`, or None when there is none."""

@@ -56,7 +56,10 @@ class StrategyResult:
 class Strategy(Protocol):
     """One inference-time scaling method."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short identifier, e.g. "numeric" or "majority" (read-only: frozen dataclasses qualify)."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """JSON-able parameters that define the strategy (part of a run's identity)."""
