@@ -239,3 +239,21 @@ def test_requests_in_flight_when_one_fails_are_stored_not_thrown_away(tmp_path: 
         assert len(fake.model.keys) == 16
         assert not set(fake.model.keys[6:]) & stored
     assert result.totals["requests"] == 16 and result.totals["samples"] == 32
+
+
+def test_a_larger_n_extends_the_same_pool_and_pays_only_for_the_new_samples(tmp_path: Path) -> None:
+    store = tmp_path / "grow.db"
+    with FakeServer() as fake:
+        small = _run(fake, store, n=2, max_n=2, limit=3)
+        sent_small = len(fake.model.keys)
+        big = _run(fake, store, n=4, max_n=2, limit=3)
+        new_keys = fake.model.keys[sent_small:]
+        again = _run(fake, store, n=2, max_n=2, limit=3)  # going back down costs nothing
+        assert len(fake.model.keys) == sent_small + len(new_keys)
+    assert big.run_id == small.run_id == again.run_id
+    assert sent_small == 3 and len(new_keys) == 3  # one request of samples 2..3 per problem
+    assert all(key.endswith("|sample|2+2") for key in new_keys)
+    assert big.totals["samples"] == 12 and big.pool.max_n == 4
+    assert again.sent_requests == 0
+    votes = _rows(store, "SELECT n FROM results ORDER BY problem_id")
+    assert votes == [(2,), (2,), (2,)]  # the latest run's N decided the final answers

@@ -56,3 +56,5 @@ class ProblemResult:
     answer: str | None
     correct: bool | None
     info_json: str = "{}"
+    #: how many samples the strategy used; a later run of the same config with another N re-solves
+    n: int = 0

@@ -59,7 +59,11 @@ class RunSpec:
         }
 
     def run_id(self, backend: Backend) -> str:
-        return stable_hash(self.identity(backend))
+        ident = self.identity(backend)
+        # N is left out: the same config with a larger N extends the same pool of samples (samples
+        # 0..N-1 are identical either way), so going from N=16 to N=32 pays for 16 more, not 32.
+        ident["strategy"] = {k: v for k, v in ident["strategy"].items() if k != "n"}
+        return stable_hash(ident)
 
     def default_label(self, backend: Backend) -> str:
         strat = self.strategy.describe()
@@ -152,6 +156,7 @@ class Runner:
         self.clock = BusyClock()
         self._requests = asyncio.Semaphore(max(1, backend.max_concurrency()))
         self._failure: BaseException | None = None  # the first request that failed for good
+        self._n = int(spec.strategy.describe().get("n", 1))
 
     def config(self) -> dict[str, Any]:
         return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -159,11 +164,14 @@ class Runner:
     async def run(self) -> str:
         """Solve every problem not already solved; return the run id."""
         task = self.spec.task
-        existed = self.store.ensure_run(self.run_id, self.spec.default_label(self.backend), self.config())
+        label, config = self.spec.default_label(self.backend), self.config()
+        existed = self.store.ensure_run(self.run_id, label, config)
+        if existed:
+            self.store.update_run(self.run_id, label, config)  # the latest N and label
         self.store.add_problems(self.run_id, task.problems)
-        done = self.store.done_problems(self.run_id) if existed else set()
+        n = self._n
+        done = self.store.done_problems(self.run_id, n) if existed else set()
         pending = [p for p in task.problems if p.id not in done]
-        n = int(self.spec.strategy.describe().get("n", 1))
         self.progress.samples_total = len(task.problems) * n
         self.progress.samples_done = len(done) * n
         self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
@@ -205,7 +213,7 @@ class Runner:
                 raise
             self.store.record_result(
                 self.run_id,
-                ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str)),
+                ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), self._n),
             )
 
     async def sample(

@@ -24,7 +24,7 @@ from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS results (
     answer TEXT,
     correct INTEGER,
     info_json TEXT NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, problem_id)
 );
 """
@@ -209,12 +210,24 @@ class Store:
         correct = None if result.correct is None else int(result.correct)
         with self._tx():
             self.conn.execute(
-                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?)",
-                (run_id, result.problem_id, result.answer, correct, result.info_json),
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?)",
+                (run_id, result.problem_id, result.answer, correct, result.info_json, result.n),
             )
 
-    def done_problems(self, run_id: str) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT problem_id FROM results WHERE run_id=?", (run_id,))}
+    def done_problems(self, run_id: str, n: int | None = None) -> set[str]:
+        """Problems with a final result (solved with exactly `n` samples, when `n` is given)."""
+        if n is None:
+            rows = self.conn.execute("SELECT problem_id FROM results WHERE run_id=?", (run_id,))
+        else:
+            rows = self.conn.execute("SELECT problem_id FROM results WHERE run_id=? AND n=?", (run_id, n))
+        return {r[0] for r in rows}
+
+    def update_run(self, run_id: str, label: str, config: dict[str, Any]) -> None:
+        """Record the latest label and config of a run (e.g. a larger N extending its pool)."""
+        self.conn.execute(
+            "UPDATE runs SET label=?, config_json=?, updated_at=? WHERE run_id=?",
+            (label, json.dumps(config, sort_keys=True), time.time(), run_id),
+        )
 
     # -- summaries --------------------------------------------------------------------------
     def totals(self, run_id: str) -> dict[str, Any]:
