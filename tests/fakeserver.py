@@ -24,8 +24,10 @@ from typing import Any
 class FakeModel:
     def __init__(self, *, delay_s: float = 0.0, p_correct: float = 0.7, fail_first: int = 0, fail_status: int = 429,
                  retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
-                 fail_after_status: int = 400) -> None:  # fmt: skip
+                 fail_after_status: int = 400, filler_max: int = 0) -> None:  # fmt: skip
         self.delay_s = delay_s
+        # answers get 0..filler_max extra words (random lengths), cut at the request's max_tokens
+        self.filler_max = filler_max
         self.p_correct = p_correct
         self.fail_first = fail_first
         self.fail_status = fail_status
@@ -52,6 +54,10 @@ class FakeModel:
             h = int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
             value = truth if h < self.p_correct else truth + 1 + int(h * 3)
             text = f"Adding the numbers step by step gives {value}.\nAnswer: {value}"
+            if self.filler_max:
+                filler = " ".join(["hmm"] * int(h * 1e6 % (self.filler_max + 1)))
+                words = (filler + " " + text).split(" ")
+                text = " ".join(words[-int(body.get("max_tokens", 10**6)):])  # the answer stays at the end
             if completions_api:
                 choices.append({"index": i, "finish_reason": "stop", "text": text})
             else:

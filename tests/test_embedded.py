@@ -66,6 +66,15 @@ def test_embedded_run_stores_priced_samples_and_never_pays_twice(tmp_path: Path)
         ).fetchall()
         assert all(req == total and count == 4 for req, total, count in per_request)
         assert all(c >= 1 for (c,) in conn.execute("SELECT completion_tokens FROM samples"))
+    # the budget's prompt bound really bounds what the model's tokenizer + chat template produce
+    from infereco.budget import prompt_token_bound
+    from infereco.tasks import arithmetic_task
+
+    task = arithmetic_task(level=1, limit=2)
+    bounds = {p.id: prompt_token_bound(task.messages(p)) for p in task.problems}
+    with sqlite3.connect(db) as conn:
+        for problem_id, prompt_tokens in conn.execute("SELECT problem_id, prompt_tokens FROM requests"):
+            assert 0 < prompt_tokens <= bounds[problem_id]
     second = infereco.run("arithmetic", level=1, limit=2, strategy="majority", n=4, max_tokens=48, store=db)
     assert second.sent_requests == 0 and second.reused_samples == 8
     assert second.totals == first.totals

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infereco.backends.base import Backend
+from infereco.budget import Budget
 from infereco.errors import UserError
 from infereco.pool import SamplePool
 from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, load_price_file
@@ -35,6 +36,8 @@ class RunResult:
     summary: dict[str, Any]
     reused_samples: int = 0
     sent_requests: int = 0
+    #: "budget reached: $… of $…" when a budget stopped the run early, else None
+    budget_note: str | None = None
 
     def to_pandas(self) -> Any:
         """One row per stored sample (needs pandas)."""
@@ -43,7 +46,10 @@ class RunResult:
         return pool_to_pandas(self.pool)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "store": str(self.store_path), "totals": self.totals, "summary": self.summary}
+        return {
+            "run_id": self.run_id, "store": str(self.store_path), "totals": self.totals, "summary": self.summary,
+            "budget_note": self.budget_note,
+        }  # fmt: skip
 
 
 def make_backend(
@@ -155,6 +161,8 @@ def run(
     usd_per_hour: float | None = None,
     label: str | None = None,
     progress: Progress | None = None,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
 
@@ -177,13 +185,21 @@ def run(
         seed=seed,
         label=label,
     )
-    return execute(spec, the_backend, store, price, progress)
+    budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
+    return execute(spec, the_backend, store, price, progress, budget)
 
 
-def execute(spec: RunSpec, backend: Backend, store: str | Path, price: Price, progress: Progress | None = None) -> RunResult:
+def execute(
+    spec: RunSpec,
+    backend: Backend,
+    store: str | Path,
+    price: Price,
+    progress: Progress | None = None,
+    budget: Budget | None = None,
+) -> RunResult:
     """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
     with Store(store) as db:
-        runner = Runner(spec, backend, db, price, progress)
+        runner = Runner(spec, backend, db, price, progress, budget)
 
         async def go() -> str:
             try:
@@ -192,7 +208,10 @@ def execute(spec: RunSpec, backend: Backend, store: str | Path, price: Price, pr
                 await backend.aclose()
 
         run_id = asyncio.run(go())
-        return result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
+        result = result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
+        if runner.budget.exhausted:
+            result.budget_note = f"budget reached: {runner.budget.describe()}; raise it and rerun to continue"
+        return result
 
 
 def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
@@ -308,7 +327,9 @@ def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[
     return spec, backend, price
 
 
-def resume(store: str | Path, run_id: str | None = None, progress: Progress | None = None) -> RunResult:
+def resume(
+    store: str | Path, run_id: str | None = None, progress: Progress | None = None, budget: Budget | None = None
+) -> RunResult:
     """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config."""
     with Store(store) as db:
         if run_id:
@@ -318,4 +339,4 @@ def resume(store: str | Path, run_id: str | None = None, progress: Progress | No
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price = spec_from_config(stored["config"], stored["label"])
-    return execute(spec, backend, store, price, progress)
+    return execute(spec, backend, store, price, progress, budget)

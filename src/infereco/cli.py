@@ -91,6 +91,8 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         f"{t['samples']} samples ({result.reused_samples} reused from the store, {result.sent_requests} requests sent), "
         f"{t['completion_tokens']} completion tokens, ${t['cost_usd']:.4f}"
     )
+    if result.budget_note:
+        out.print(result.budget_note)
     if written:
         out.print("wrote " + ", ".join(str(p) for p in written))
 
@@ -123,6 +125,8 @@ def run(
     input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
     output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
     usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option(help="hard limit on the run's total spend in USD")] = None,
+    budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the run's prompt + completion tokens")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
@@ -136,10 +140,13 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout"}
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens"}
     with _Bar(enabled=not quiet and not as_json) as bar:
         if resume and (run_id or not sampling_flags):
-            result = api.resume(store, run_id, progress=bar.progress)
+            from infereco.budget import Budget
+
+            budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
+            result = api.resume(store, run_id, progress=bar.progress, budget=budget)
         else:
             result = api.run(
                 task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
@@ -147,7 +154,7 @@ def run(
                 max_n=max_n, max_retries=max_retries, timeout_s=timeout, api=api_kind, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                 seed=seed, store=store,
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
-                progress=bar.progress,
+                progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
             )  # fmt: skip
     _show(result, as_json, out_dir)
 

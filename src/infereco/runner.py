@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infereco.backends.base import Backend, GenerationRequest
+from infereco.budget import Budget, prompt_token_bound
 from infereco.checkers import Checker
 from infereco.prices import Price
 from infereco.problem import Problem
@@ -146,7 +147,15 @@ class _ProblemContext:
 class Runner:
     """Runs one `RunSpec` against one backend into one store."""
 
-    def __init__(self, spec: RunSpec, backend: Backend, store: Store, price: Price, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        backend: Backend,
+        store: Store,
+        price: Price,
+        progress: Progress | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.spec = spec
         self.backend = backend
         self.store = store
@@ -157,6 +166,7 @@ class Runner:
         self._requests = asyncio.Semaphore(max(1, backend.max_concurrency()))
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
+        self.budget = budget or Budget()
 
     def config(self) -> dict[str, Any]:
         return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -169,6 +179,10 @@ class Runner:
         if existed:
             self.store.update_run(self.run_id, label, config)  # the latest N and label
         self.store.add_problems(self.run_id, task.problems)
+        if existed:  # a budget covers the whole run, including what earlier sessions already paid
+            paid = self.store.totals(self.run_id)
+            self.budget.spent_usd = paid["cost_usd"]
+            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
         n = self._n
         done = self.store.done_problems(self.run_id, n) if existed else set()
         pending = [p for p in task.problems if p.id not in done]
@@ -196,11 +210,11 @@ class Runner:
         if errors or self._failure is not None:
             self.store.set_status(self.run_id, "interrupted")
             raise self._failure or errors[0]
-        self.store.set_status(self.run_id, "done")
+        self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
         return self.run_id
 
     async def _worker(self, queue: asyncio.Queue[Problem]) -> None:
-        while self._failure is None:
+        while self._failure is None and not self.budget.exhausted:
             try:
                 problem = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -254,16 +268,20 @@ class Runner:
             key=f"{self.run_id}/{key}",
         )
         async with self._requests:
-            if self._failure is not None:
+            if self._failure is not None or self.budget.exhausted:
                 raise _Stopped()
+            reservation = self.budget.reserve(*self._worst_case(messages, len(indices), params.max_tokens))
+            if reservation is None:
+                raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
             token = self.clock.start()
             try:
                 completions = await self.backend.generate(request)
             except Exception as exc:
                 self._failure = self._failure or exc
+                # a failed request may still have used the machine; its tokens were not billed
+                self.budget.commit(reservation, self.price.cost(0, 0, 0, self.clock.stop(token)), 0)
                 raise
-            finally:
-                busy_s = self.clock.stop(token)
+            busy_s = self.clock.stop(token)
         checker = self.spec.task.checker
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
@@ -307,6 +325,9 @@ class Runner:
             cost_usd=sum(r.cost_usd for r in records),
         )
         self.store.record_request(self.run_id, request_record, records)
+        self.budget.commit(
+            reservation, request_record.cost_usd, request_record.prompt_tokens + request_record.completion_tokens
+        )
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -314,6 +335,17 @@ class Runner:
         p.cost_usd += request_record.cost_usd
         p.changed()
         return records
+
+
+    def _worst_case(self, messages: list[dict[str, str]], n: int, max_tokens: int) -> tuple[float, int]:
+        """The most a request can cost (USD, tokens): see `infereco.budget`."""
+        prompt = prompt_token_bound(messages)
+        completion = n * max_tokens
+        seconds = 0.0
+        if self.price.usd_per_hour > 0:
+            worst = getattr(self.backend, "worst_case_seconds", None)
+            seconds = float(worst()) if callable(worst) else float("inf")
+        return self.price.cost(prompt, 0, completion, seconds), prompt + completion
 
 
 class _Stopped(Exception):

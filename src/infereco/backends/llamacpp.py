@@ -197,6 +197,10 @@ class LlamaCppBackend:
     def max_samples_per_request(self) -> int:
         return self.server.slots
 
+    def worst_case_seconds(self) -> float:
+        """As for the OpenAI backend it wraps (2 retries), plus the server's start."""
+        return 3 * self._timeout_s + 2 * 30.0 * 4 + 120.0
+
     def max_concurrency(self) -> int:
         return 2  # one request fills the slots with n samples; a second keeps them busy between requests
 

@@ -93,6 +93,10 @@ class OpenAIBackend:
     def max_samples_per_request(self) -> int:
         return self.max_n
 
+    def worst_case_seconds(self) -> float:
+        """The longest one `generate` call can take: every try timing out, each followed by the longest wait."""
+        return (self.max_retries + 1) * self.timeout_s + self.max_retries * self.backoff_max_s * 4
+
     def max_concurrency(self) -> int:
         return self.concurrency
 
