@@ -23,7 +23,8 @@ def _closed_port() -> int:
 CLOSED = f"http://127.0.0.1:{_closed_port()}/v1"
 # An OpenAI backend on a closed port: nothing is ever sent in the cases below that do not test the
 # connection itself, and nothing tries the embedded model.
-OPENAI = ["--backend", "openai", "--base-url", CLOSED, "--model", "fake", "--max-retries", "0"]
+OPENAI = ["--backend", "openai", "--base-url", CLOSED, "--model", "fake", "--max-retries", "0", "--input-price", "0",
+          "--output-price", "0"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -173,7 +174,8 @@ def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path)
 
     store = tmp_path / "s.db"
     with FakeServer() as fake:
-        args = ["--backend", "openai", "--base-url", fake.base_url, "--model", "fake", "--n", "2", "--limit", "2"]
+        args = ["--backend", "openai", "--base-url", fake.base_url, "--model", "fake", "--n", "2", "--limit", "2",
+                "--input-price", "0", "--output-price", "0"]
         for api in ("completions", "chat"):
             done = _cli("run", *args, "--api", api, "--store", str(store), "--quiet", "--json", cwd=tmp_path)
             assert done.returncode == 0, done.stderr
@@ -183,3 +185,20 @@ def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path)
 
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2  # chat vs completions: two runs
+
+
+def test_a_remote_model_without_any_price_is_an_error_not_a_silent_zero(tmp_path: Path) -> None:
+    args = ["--backend", "openai", "--base-url", CLOSED, "--model", "my-private-model", "--max-retries", "0"]
+    line = _one_line_error(_cli("run", *args, "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "my-private-model" in line and "--input-price" in line and "--prices" in line
+
+
+def test_a_known_hosted_model_is_priced_from_genai_prices() -> None:
+    from infereco.api import make_price
+    from infereco.backends.openai import OpenAIBackend
+
+    price = make_price(OpenAIBackend(CLOSED, "gpt-4o-mini"))
+    assert price.input_per_mtok > 0 and price.output_per_mtok > price.input_per_mtok
+    assert price.source.startswith("genai-prices") and "gpt-4o-mini" in price.source
+    cheaper = make_price(OpenAIBackend(CLOSED, "gpt-4o-mini"), output_price=0.0)  # a flag overrides one field
+    assert cheaper.output_per_mtok == 0 and cheaper.input_per_mtok == price.input_per_mtok

@@ -18,7 +18,7 @@ from infereco.backends.base import Backend
 from infereco.budget import Budget
 from infereco.errors import UserError
 from infereco.pool import SamplePool
-from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, load_price_file
+from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, genai_price, load_price_file
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
 from infereco.strategies import SamplingParams, make_strategy
@@ -106,14 +106,27 @@ def make_price(
     cached_input_price: float | None = None,
     usd_per_hour: float | None = None,
 ) -> Price:
-    """Prices from a file, overridden by flags; a local backend defaults to hardware-hour pricing."""
+    """Prices from a file, else flags, else the `genai-prices` data; never a silent $0.
+
+    A local backend defaults to hardware-hour pricing. A remote model that no source prices is an
+    error naming the flags to set (a free endpoint says so with `--input-price 0 --output-price 0`).
+    """
     base = load_price_file(prices, backend.model) if prices else None
     if base is None:
-        local = backend.kind == "llamacpp"
-        base = Price(
-            usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR if local else 0.0,
-            source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR if local else "none given ($0)",
-        )
+        if backend.kind == "llamacpp":
+            base = Price(
+                usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,
+                source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR,
+            )
+        elif (input_price is not None and output_price is not None) or usd_per_hour is not None:
+            base = Price(source="flags")
+        else:
+            base = genai_price(backend.model)  # type: ignore[assignment]
+            if base is None:
+                raise UserError(
+                    f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
+                    "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
+                )
     overrides = {
         k: v
         for k, v in {
@@ -128,7 +141,8 @@ def make_price(
         if value < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if overrides:
-        return base.model_copy(update={**overrides, "source": f"{base.source} + flags"})
+        source = "flags" if base.source == "flags" else f"{base.source} + flags"
+        return base.model_copy(update={**overrides, "source": source})
     return base
 
 
@@ -177,10 +191,11 @@ def run(
         backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
         max_retries=max_retries, timeout_s=timeout_s, api=api,
     )
+    the_strategy = make_strategy(strategy, n, seed)  # flag errors first, before any price lookup
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
     spec = RunSpec(
         task=the_task,
-        strategy=make_strategy(strategy, n, seed),
+        strategy=the_strategy,
         params=SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p),
         seed=seed,
         label=label,

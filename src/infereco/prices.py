@@ -13,6 +13,7 @@ like the one infereco's benchmarks run on. Override with `--usd-per-hour` or a p
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,40 @@ def load_price_file(path: str | Path, model: str) -> Price:
         raise UserError(f"{path}: [{table_name}] field {field!r}: {err['msg']}") from None
     except TypeError:
         raise UserError(f"{path}: [{table_name}] must be a table of prices") from None
+
+
+def genai_price(model: str, provider: str | None = None) -> Price | None:
+    """Prices of a hosted model from the maintained `genai-prices` data, or None if it has none.
+
+    The source records the package version and today's date, so a stored run can be re-priced later
+    when prices change. Tiered prices are read as the price of the first million tokens.
+    """
+    try:
+        import genai_prices
+        from genai_prices import Usage, calc_price
+    except ImportError:  # optional at run time: flags and price files still work
+        return None
+    try:
+        calc = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model_ref=model, provider_id=provider)
+    except (LookupError, ValueError):
+        return None
+    mp = calc.model_price
+
+    def per_mtok(value: object) -> float | None:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+    input_mtok = per_mtok(mp.input_mtok)
+    output_mtok = per_mtok(mp.output_mtok)
+    if input_mtok is None or output_mtok is None:  # tiered: take what 1M tokens cost
+        input_mtok, output_mtok = float(calc.input_price), float(calc.output_price)
+    version = getattr(genai_prices, "__version__", "?")
+    today = date.today().isoformat()
+    return Price(
+        input_per_mtok=input_mtok,
+        output_per_mtok=output_mtok,
+        cached_input_per_mtok=per_mtok(mp.cache_read_mtok),
+        source=f"genai-prices {version}: {calc.provider.id}/{calc.model.id} as of {today}",
+    )
