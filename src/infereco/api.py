@@ -229,6 +229,20 @@ def execute(
         return result
 
 
+def _efficiency(db: Store, run_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Latency, FLOPs (for models whose size is known) and the idealized-runtime fit of a run."""
+    from infereco.backends.models import EMBEDDED_MODELS
+    from infereco.efficiency import efficiency_summary
+
+    model = (config.get("backend") or {}).get("model")
+    known = EMBEDDED_MODELS.get(model) if isinstance(model, str) else None
+    arrays = db.request_arrays(run_id)
+    return efficiency_summary(
+        arrays["prompt_tokens"], arrays["completion_tokens"], arrays["latency_s"], arrays["busy_s"],
+        params=known.params if known else None,
+    )  # fmt: skip
+
+
 def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
     from infereco.metrics import summarize
 
@@ -236,6 +250,7 @@ def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0)
     summary = summarize(pool)
     summary["label"] = pool.label
     summary["run_id"] = run_id
+    summary["efficiency"] = _efficiency(db, run_id, pool.config)
     return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
 
 

@@ -201,6 +201,7 @@ def report(
         print(json.dumps(rep.to_jsonable(summaries), indent=2))
     else:
         out.print(rep.summary_table(summaries))
+        out.print(rep.efficiency_table(summaries))
     for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
         console.print(f"wrote {path}", highlight=False)
 

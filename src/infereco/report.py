@@ -212,6 +212,28 @@ def curve_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
+def efficiency_table(summaries: Sequence[Mapping[str, Any]]) -> Table:
+    """Per run: requests, latency, FLOPs estimate and the idealized-runtime fit with held-out R²."""
+    table = Table(title="Efficiency", title_justify="left")
+    for header in ("run", "requests", "latency mean / p90", "FLOPs", "runtime ≈ a + b·prompt + c·output", "R² held-out"):
+        table.add_column(header, justify="left" if header == "run" else "right")
+    for s in summaries:
+        eff = s.get("efficiency") or {}
+        lat = eff.get("latency_s") or {}
+        fit = eff.get("runtime_fit")
+        fit_text = f"{fit['a']:.3g} + {fit['b']:.3g}·p + {fit['c']:.3g}·o s" if fit else "–"
+        flops = eff.get("flops")
+        table.add_row(
+            str(s.get("label", "?")),
+            str(eff.get("requests", "–")),
+            f"{_number(lat.get('mean')):.2f} / {_number(lat.get('p90')):.2f} s" if lat else "–",
+            f"{flops:.3g}" if flops else "– (model size unknown)",
+            fit_text,
+            f"{_number(fit['r2_holdout']):.2f}" if fit else "–",
+        )
+    return table
+
+
 # ----------------------------------------------------------------------------------------------
 # plots: shared pieces
 

@@ -119,6 +119,9 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
+            self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
+            self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise UserError(f"--store {self.path} has schema version {row[0]}; this infereco reads {SCHEMA_VERSION}")
 
@@ -316,6 +319,17 @@ class Store:
             final_correct=final,
             config=run["config"],
         )
+
+    def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
+        """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""
+        rows = self.conn.execute(
+            "SELECT prompt_tokens, completion_tokens, latency_s, busy_s FROM requests WHERE run_id=? ORDER BY created_at",
+            (self.run(run_id)["run_id"],),
+        ).fetchall()
+        data = np.array(rows, dtype=float).reshape(-1, 4)
+        return {
+            "prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3],
+        }  # fmt: skip
 
     # -- plumbing ---------------------------------------------------------------------------
     def _tx(self) -> _Transaction:

