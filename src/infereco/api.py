@@ -370,3 +370,6 @@ def resume(
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price = spec_from_config(stored["config"], stored["label"])
     return execute(spec, backend, store, price, progress, budget)
+
+
+from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)

@@ -231,6 +231,56 @@ def models() -> None:
         out.print(f"{name}{mark}: {m.description}")
 
 
+@app.command()
+def plan(
+    target_loss: Annotated[float, typer.Option("--target-loss", help="the loss the model must reach (above E)")],
+    inference_tokens: Annotated[float, typer.Option("--inference-tokens", help="lifetime tokens the model will process (prompt + output)")] = 0.0,
+    E: Annotated[float, typer.Option("--E", help="irreducible loss (Chinchilla: 1.69)")] = 1.69,
+    A: Annotated[float, typer.Option("--A", help="parameter term coefficient (Chinchilla: 406.4)")] = 406.4,
+    B: Annotated[float, typer.Option("--B", help="data term coefficient (Chinchilla: 410.7)")] = 410.7,
+    alpha: Annotated[float, typer.Option("--alpha", help="parameter exponent (Chinchilla: 0.34)")] = 0.34,
+    beta: Annotated[float, typer.Option("--beta", help="data exponent (Chinchilla: 0.28)")] = 0.28,
+    usd_per_flop_train: Annotated[Optional[float], typer.Option("--usd-per-flop-train", help="USD per training FLOP")] = None,
+    usd_per_flop_inference: Annotated[Optional[float], typer.Option("--usd-per-flop-inference", help="USD per inference FLOP")] = None,
+    minimize: Annotated[str, typer.Option("--minimize", help="flops, or usd (needs both prices)")] = "flops",
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+) -> None:
+    """Model size and training tokens that minimise training + inference compute at a target loss.
+
+    Loss L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla constants by default); minimises
+    6*N*D_train + 2*N*D_inference subject to L = target ("Beyond Chinchilla-Optimal").
+
+    Example: infereco plan --target-loss 2.0 --inference-tokens 1e12
+    """
+    from rich.table import Table
+
+    p = api.plan(
+        target_loss, inference_tokens, E=E, A=A, B=B, alpha=alpha, beta=beta,
+        usd_per_flop_train=usd_per_flop_train, usd_per_flop_inference=usd_per_flop_inference, minimize=minimize,
+    )  # fmt: skip
+    if as_json:
+        print(json.dumps(p.to_dict(), indent=2))
+        return
+    priced = p.cost_usd is not None
+    table = Table(
+        title=f"Plan for loss {p.target_loss:g} with {p.inference_tokens:.3g} inference tokens (minimising {p.minimize})",
+        title_justify="left",
+    )
+    for header in ["", "params (B)", "train tokens (B)", "tokens/param", "train FLOPs", "inference FLOPs", "total FLOPs"] + (["$"] if priced else []):
+        table.add_column(header, justify="left" if not header else "right")
+    for name, pt in (("inference-aware", p.optimal), ("Chinchilla-optimal", p.chinchilla)):
+        cells = [name, f"{pt.n_params / 1e9:.3f}", f"{pt.train_tokens / 1e9:,.1f}", f"{pt.tokens_per_param:,.1f}",
+                 f"{pt.train_flops:.3e}", f"{pt.inference_flops:.3e}", f"{pt.total_flops:.3e}"]  # fmt: skip
+        if priced:
+            cells.append(f"{pt.cost_usd:,.2f}")
+        table.add_row(*cells)
+    out.print(table)
+    saving = f"saves {p.flops_saving:.1%} of total FLOPs"
+    if priced and p.chinchilla.cost_usd:
+        saving += f" and {1 - p.cost_usd / p.chinchilla.cost_usd:.1%} of dollars"  # type: ignore[operator]
+    out.print(f"vs Chinchilla-optimal: {saving}", highlight=False)
+
+
 INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
 
 
