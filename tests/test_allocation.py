@@ -161,3 +161,40 @@ def test_thresholds_split_skewed_ties():
     cuts = _fit_thresholds(np.linspace(0, 1, 90), 3)
     assert len(cuts) == 2 and 0.3 < cuts[0] < 0.37 and 0.63 < cuts[1] < 0.7
     assert _fit_thresholds(np.ones(5), 3).size == 0
+
+
+def test_cli_allocate_prints_the_comparison_and_refuses_an_ambiguous_store(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from infereco.records import RequestRecord, SampleRecord
+    from infereco.store import Store
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    db_path = tmp_path / "a.db"
+    rng = __import__("random").Random(1)
+    with Store(db_path) as db:
+        for run in ("r1", "r2"):
+            db.ensure_run(run, run, {})
+            db.add_problems(run, [__import__("infereco").Problem(f"p{p}", "q", "1") for p in range(12)])
+            for p in range(12):
+                pid = f"p{p}"
+                samples = []
+                for i in range(8):
+                    ok = rng.random() < (0.9 if p % 2 else 0.35)
+                    samples.append(SampleRecord(pid, "sample", i, f"{pid}-{i}", "t", "stop", "1" if ok else str(2 + i % 3),
+                                                ok, 10, 0, 5, 0, 0.1, 0.001, None))  # fmt: skip
+                db.record_request(run, RequestRecord(f"{pid}-{i}", pid, "sample", 0, 8, None, 0.1, 0.1, 80, 0, 40, 0.008),
+                                  samples)  # fmt: skip
+    cmd = [sys.executable, "-m", "infereco.cli", "allocate", str(db_path), "--budget", "3", "--budget", "6"]
+    ambiguous = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert ambiguous.returncode == 2 and "--run" in ambiguous.stderr and len(ambiguous.stderr.splitlines()) == 1
+    done = subprocess.run(cmd + ["--run", "r1", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert [r["budget"] for r in results] == [3.0, 6.0]
+    assert all(r["cost"] <= r["budget"] + 1e-9 for r in results)

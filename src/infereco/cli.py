@@ -281,6 +281,52 @@ def plan(
     out.print(f"vs Chinchilla-optimal: {saving}", highlight=False)
 
 
+@app.command()
+def allocate(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    budgets: Annotated[list[float], typer.Option("--budget", help="average budget per problem; repeat for a curve")],
+    run_id: Annotated[Optional[str], typer.Option("--run", help="run id (prefix); default: the only run")] = None,
+    unit: Annotated[str, typer.Option(help="samples or usd")] = "samples",
+    pilot: Annotated[int, typer.Option(help="pilot samples per problem that estimate its difficulty")] = 2,
+    bins: Annotated[int, typer.Option(help="difficulty bins")] = 3,
+    seed: Annotated[int, typer.Option(help="seed of the calibration / held-out split")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False,
+) -> None:
+    """Compute-optimal allocation: N per difficulty bin under a budget, vs uniform majority@k, on held-out problems.
+
+    Evaluated offline on a stored pool (no model is called). Example: infereco allocate runs.db --budget 4 --budget 8
+    """
+    from rich.table import Table
+
+    from infereco import report as rep
+    from infereco.allocation import allocation_curve
+    from infereco.store import Store
+
+    if not store.is_file():
+        raise UserError(f"no such store: {store}")
+    with Store(store) as db:
+        runs = db.runs()
+        if run_id is None and len(runs) != 1:
+            raise UserError(f"{store} holds {len(runs)} runs; choose one with --run ({', '.join(r['run_id'] for r in runs)})")
+        pool = db.load_pool(run_id or runs[0]["run_id"])
+    results = allocation_curve(pool, budgets, unit=unit, pilot=pilot, bins=bins, seed=seed)
+    if as_json:
+        print(json.dumps(rep.to_jsonable([r.to_dict() for r in results]), indent=2))
+        return
+    table = Table(title=f"Allocation vs uniform majority@k on held-out problems: {pool.label}", title_justify="left")
+    for header in ("budget", "k per bin (hard → easy)", "allocation", "cost", "uniform k", "uniform", "gain [95% CI]"):
+        table.add_column(header, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r.budget:g} {r.unit}", ", ".join(map(str, r.bin_k)),
+            f"{r.heldout_accuracy:.3f} [{r.heldout_ci[0]:.2f}, {r.heldout_ci[1]:.2f}]", f"{r.cost:.3g}",
+            str(r.baseline_k), f"{r.baseline_accuracy:.3f} [{r.baseline_ci[0]:.2f}, {r.baseline_ci[1]:.2f}]",
+            f"{r.gain:+.3f} [{r.gain_ci[0]:+.2f}, {r.gain_ci[1]:+.2f}]",
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"{results[0].n_calibration} calibration / {results[0].n_heldout} held-out problems, pilot {pilot}")
+
+
 INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
 
 
