@@ -91,3 +91,25 @@ def test_machine_time_is_reserved_at_the_request_timeout(tmp_path: Path) -> None
         )  # fmt: skip
     assert result.totals["cost_usd"] <= 0.02
     assert result.totals["requests"] >= 1 and result.budget_note
+
+
+def test_a_per_problem_budget_stops_that_problem_only(tmp_path: Path) -> None:
+    store = tmp_path / "pp.db"
+    from infereco.budget import prompt_token_bound
+    from infereco.tasks import arithmetic_task
+
+    task = arithmetic_task(level=1, limit=20)
+    # a request (n=2, max_tokens 30) reserves the prompt bound + 60 tokens
+    bounds = [prompt_token_bound(task.messages(p)) + 60 for p in task.problems]
+    per_problem = max(bounds)  # room for one request of every problem ...
+    assert per_problem < 2 * min(bounds)  # ... but never for two
+    with FakeServer(filler_max=40) as fake:
+        result = _run(fake, store, budget_tokens_per_problem=per_problem)
+    with sqlite3.connect(store) as conn:
+        spent = conn.execute(
+            "SELECT problem_id, SUM(prompt_tokens + completion_tokens), COUNT(*) FROM requests GROUP BY problem_id"
+        ).fetchall()
+    assert len(spent) == 20 and all(tokens <= per_problem for _, tokens, _ in spent)
+    assert all(count == 1 for _, _, count in spent)  # n=4 in requests of 2: the second never fit
+    assert result.totals["problems_done"] == 0 and "20 problem(s) stopped" in (result.budget_note or "")
+    assert _status(store) == "done"  # the run itself was not stopped by a run-level budget

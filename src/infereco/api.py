@@ -177,6 +177,8 @@ def run(
     progress: Progress | None = None,
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
+    budget_usd_per_problem: float | None = None,
+    budget_tokens_per_problem: int | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
 
@@ -201,7 +203,8 @@ def run(
         label=label,
     )
     budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
-    return execute(spec, the_backend, store, price, progress, budget)
+    problem_budget = (budget_usd_per_problem, budget_tokens_per_problem)
+    return execute(spec, the_backend, store, price, progress, budget, problem_budget)
 
 
 def execute(
@@ -211,10 +214,14 @@ def execute(
     price: Price,
     progress: Progress | None = None,
     budget: Budget | None = None,
+    problem_budget: tuple[float | None, int | None] = (None, None),
 ) -> RunResult:
     """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
+    for value, flag in zip(problem_budget, ("--budget-usd-per-problem", "--budget-tokens-per-problem")):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} must be >= 0, got {value}")
     with Store(store) as db:
-        runner = Runner(spec, backend, db, price, progress, budget)
+        runner = Runner(spec, backend, db, price, progress, budget, problem_budget)
 
         async def go() -> str:
             try:
@@ -224,8 +231,14 @@ def execute(
 
         run_id = asyncio.run(go())
         result = result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
+        notes = []
         if runner.budget.exhausted:
-            result.budget_note = f"budget reached: {runner.budget.describe()}; raise it and rerun to continue"
+            notes.append(f"budget reached: {runner.budget.describe()}; raise it and rerun to continue")
+        if runner.problems_over_budget:
+            notes.append(
+                f"{len(runner.problems_over_budget)} problem(s) stopped at their per-problem budget and are unsolved"
+            )
+        result.budget_note = "; ".join(notes) or None
         return result
 
 
@@ -358,7 +371,11 @@ def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[
 
 
 def resume(
-    store: str | Path, run_id: str | None = None, progress: Progress | None = None, budget: Budget | None = None
+    store: str | Path,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    budget: Budget | None = None,
+    problem_budget: tuple[float | None, int | None] = (None, None),
 ) -> RunResult:
     """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config."""
     with Store(store) as db:
@@ -369,7 +386,7 @@ def resume(
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price = spec_from_config(stored["config"], stored["label"])
-    return execute(spec, backend, store, price, progress, budget)
+    return execute(spec, backend, store, price, progress, budget, problem_budget)
 
 
 from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)

@@ -77,6 +77,11 @@ class Budget:
         self.spent_usd += usd
         self.spent_tokens += tokens
 
+    def release(self, reservation: Reservation) -> None:
+        """Drop a reservation for a request that was never sent."""
+        self.reserved_usd -= reservation.usd
+        self.reserved_tokens -= reservation.tokens
+
     def describe(self) -> str:
         parts = []
         if self.max_usd is not None:

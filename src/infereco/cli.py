@@ -127,6 +127,8 @@ def run(
     usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
     budget_usd: Annotated[Optional[float], typer.Option(help="hard limit on the run's total spend in USD")] = None,
     budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the run's prompt + completion tokens")] = None,
+    budget_usd_per_problem: Annotated[Optional[float], typer.Option(help="hard limit on the USD spent on any one problem")] = None,
+    budget_tokens_per_problem: Annotated[Optional[int], typer.Option(help="hard limit on the tokens spent on any one problem")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
@@ -140,13 +142,17 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens"}
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens",
+                               "budget_usd_per_problem", "budget_tokens_per_problem"}
     with _Bar(enabled=not quiet and not as_json) as bar:
         if resume and (run_id or not sampling_flags):
             from infereco.budget import Budget
 
             budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
-            result = api.resume(store, run_id, progress=bar.progress, budget=budget)
+            result = api.resume(
+                store, run_id, progress=bar.progress, budget=budget,
+                problem_budget=(budget_usd_per_problem, budget_tokens_per_problem),
+            )  # fmt: skip
         else:
             result = api.run(
                 task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
@@ -155,6 +161,7 @@ def run(
                 seed=seed, store=store,
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
+                budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
             )  # fmt: skip
     _show(result, as_json, out_dir)
 

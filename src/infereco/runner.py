@@ -155,6 +155,7 @@ class Runner:
         price: Price,
         progress: Progress | None = None,
         budget: Budget | None = None,
+        problem_budget: tuple[float | None, int | None] = (None, None),
     ) -> None:
         self.spec = spec
         self.backend = backend
@@ -167,6 +168,10 @@ class Runner:
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
         self.budget = budget or Budget()
+        #: (max USD, max tokens) for each problem; None = unlimited
+        self.problem_budget = problem_budget
+        self._problem_budgets: dict[str, Budget] = {}
+        self.problems_over_budget: list[str] = []
 
     def config(self) -> dict[str, Any]:
         return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -221,6 +226,9 @@ class Runner:
                 return
             try:
                 result = await self.spec.strategy.solve(_ProblemContext(self, problem))
+            except _ProblemOverBudget:
+                self.problems_over_budget.append(problem.id)  # left unsolved; the others go on
+                continue
             except Exception as exc:
                 if not isinstance(exc, _Stopped):
                     self._failure = self._failure or exc  # other workers take no new problem
@@ -270,8 +278,14 @@ class Runner:
         async with self._requests:
             if self._failure is not None or self.budget.exhausted:
                 raise _Stopped()
-            reservation = self.budget.reserve(*self._worst_case(messages, len(indices), params.max_tokens))
+            worst = self._worst_case(messages, len(indices), params.max_tokens)
+            own_budget = self._problem_budget(problem.id)
+            own = own_budget.reserve(*worst)
+            if own is None:
+                raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
+            reservation = self.budget.reserve(*worst)
             if reservation is None:
+                own_budget.release(own)
                 raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
             token = self.clock.start()
             try:
@@ -279,7 +293,9 @@ class Runner:
             except Exception as exc:
                 self._failure = self._failure or exc
                 # a failed request may still have used the machine; its tokens were not billed
-                self.budget.commit(reservation, self.price.cost(0, 0, 0, self.clock.stop(token)), 0)
+                machine = self.price.cost(0, 0, 0, self.clock.stop(token))
+                self.budget.commit(reservation, machine, 0)
+                own_budget.commit(own, machine, 0)
                 raise
             busy_s = self.clock.stop(token)
         checker = self.spec.task.checker
@@ -325,9 +341,9 @@ class Runner:
             cost_usd=sum(r.cost_usd for r in records),
         )
         self.store.record_request(self.run_id, request_record, records)
-        self.budget.commit(
-            reservation, request_record.cost_usd, request_record.prompt_tokens + request_record.completion_tokens
-        )
+        used_tokens = request_record.prompt_tokens + request_record.completion_tokens
+        self.budget.commit(reservation, request_record.cost_usd, used_tokens)
+        own_budget.commit(own, request_record.cost_usd, used_tokens)
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -336,6 +352,16 @@ class Runner:
         p.changed()
         return records
 
+
+    def _problem_budget(self, problem_id: str) -> Budget:
+        """The per-problem budget, counting what this problem already cost in earlier sessions."""
+        if problem_id not in self._problem_budgets:
+            max_usd, max_tokens = self.problem_budget
+            budget = Budget(max_usd=max_usd, max_tokens=max_tokens)
+            if budget.limited:
+                budget.spent_usd, budget.spent_tokens = self.store.problem_spend(self.run_id, problem_id)
+            self._problem_budgets[problem_id] = budget
+        return self._problem_budgets[problem_id]
 
     def _worst_case(self, messages: list[dict[str, str]], n: int, max_tokens: int) -> tuple[float, int]:
         """The most a request can cost (USD, tokens): see `infereco.budget`."""
@@ -349,7 +375,11 @@ class Runner:
 
 
 class _Stopped(Exception):
-    """A request not sent because another one already failed for good."""
+    """A request not sent because another one already failed for good, or the run's budget is spent."""
+
+
+class _ProblemOverBudget(_Stopped):
+    """A request not sent because its problem's own budget cannot cover it."""
 
 
 def _chunks(indices: list[int], size: int) -> list[list[int]]:

@@ -320,6 +320,15 @@ class Store:
             config=run["config"],
         )
 
+    def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
+        """USD and tokens already paid for one problem of a run (for per-problem budgets)."""
+        usd, tokens = self.conn.execute(
+            "SELECT COALESCE(SUM(cost_usd),0), COALESCE(SUM(prompt_tokens + completion_tokens),0) FROM requests "
+            "WHERE run_id=? AND problem_id=?",
+            (run_id, problem_id),
+        ).fetchone()
+        return float(usd), int(tokens)
+
     def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""
         rows = self.conn.execute(
