@@ -289,6 +289,54 @@ def plan(
 
 
 @app.command()
+def frontier(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
+    human_cost: Annotated[Optional[float], typer.Option(help="USD a human expert costs per (always right) answer")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write frontier.png and frontier.json here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print options and contributions as JSON")] = False,
+) -> None:
+    """Cost-of-pass of every (model, strategy, N) in the store, the frontier, and what each model adds.
+
+    Example: infereco frontier runs.db --human-cost 2.50 --out frontier/
+    """
+    from rich.table import Table
+
+    from infereco import report as rep
+    from infereco.cost_frontier import contributions, frontier as best_option, options_from_summaries
+
+    summaries = [r.summary for r in api.load_results(store, run_ids)]
+    options = options_from_summaries(summaries, human_cost)
+    best = best_option(options)
+    rows = contributions(options)
+    payload = {"options": [o.to_dict() for o in options], "frontier": best.to_dict() if best else None,
+               "contributions": rows}  # fmt: skip
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rep.plot_frontier(options, out_dir / "frontier.png")
+        (out_dir / "frontier.json").write_text(json.dumps(rep.to_jsonable(payload), indent=2))
+    if as_json:
+        print(json.dumps(rep.to_jsonable(payload), indent=2))
+        return
+    table = Table(title="Cost-of-pass: USD per correct answer (majority@k), cheapest first", title_justify="left")
+    for header in ("", "run", "k", "accuracy", "$ per problem", "$ per pass [95% CI]"):
+        table.add_column(header, justify="left" if header in ("", "run") else "right")
+    ordered = sorted(options, key=lambda o: (o.cost_of_pass, o.usd_per_problem))
+    for o in ordered:
+        ci = f"{rep._usd(o.cost_of_pass)} [{rep._usd(o.cop_lo)}, {rep._usd(o.cop_hi)}]"
+        table.add_row("★" if o == best else "", o.label, str(o.k), f"{o.accuracy:.2f}", rep._usd(o.usd_per_problem), ci)
+    out.print(table)
+    for row in rows:
+        out.print(
+            f"without {row['kind']} {row['name']}: frontier {rep._usd(row['without'])} per pass "
+            f"(+{rep._usd(row['contribution'])} over {rep._usd(row['frontier'])})",
+            highlight=False,
+        )
+    if out_dir is not None:
+        out.print(f"wrote {out_dir / 'frontier.png'} and {out_dir / 'frontier.json'}")
+
+
+@app.command()
 def allocate(
     store: Annotated[Path, typer.Argument(help="SQLite sample store")],
     budgets: Annotated[list[float], typer.Option("--budget", help="average budget per problem; repeat for a curve")],

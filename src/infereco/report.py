@@ -645,3 +645,52 @@ def pool_to_pandas(pool: SamplePool) -> pd.DataFrame:
             "latency_s": np.asarray(pool.latency_s, dtype=np.float64)[rows, cols],
         }
     )
+
+
+def plot_frontier(options: Sequence[Any], path: str | Path) -> Path:
+    """Cost-of-pass against accuracy for every (run, k) option; the frontier option starred.
+
+    One line per run through its k = 1, 2, 4, … options (log y); options that never succeed are
+    listed under the axes instead of plotted; a human-expert baseline is a horizontal line.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    from infereco.cost_frontier import HUMAN, frontier
+
+    fig = Figure(figsize=(12, 5.5))
+    ax = fig.add_subplot(1, 1, 1)
+    best = frontier(options)
+    labels = [lab for lab in dict.fromkeys(o.label for o in options) if lab != HUMAN]
+    handles: list[Any] = []
+    notes: list[str] = []
+    for i, label in enumerate(labels):
+        mine = sorted((o for o in options if o.label == label), key=lambda o: o.k)
+        finite = [o for o in mine if math.isfinite(o.cost_of_pass)]
+        colour = _colour(i)
+        if finite:
+            ax.plot([o.accuracy for o in finite], [o.cost_of_pass for o in finite], "o-", color=colour, ms=4)
+            for o in finite:
+                ax.annotate(f"k={o.k}", (o.accuracy, o.cost_of_pass), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        lost = [o.k for o in mine if not math.isfinite(o.cost_of_pass)]
+        if lost:
+            notes.append(f"{label}: never right at k = {', '.join(map(str, lost))} (cost-of-pass ∞), not plotted")
+        handles.append(Line2D([], [], color=colour, marker="o", label=textwrap.fill(label, 34)))
+    human = [o for o in options if o.label == HUMAN]
+    if human:
+        ax.axhline(human[0].cost_of_pass, color="#555555", ls=":", lw=1.2)
+        handles.append(Line2D([], [], color="#555555", ls=":", label=f"human expert ${human[0].cost_of_pass:g}"))
+    if best is not None:
+        ax.plot([best.accuracy], [best.cost_of_pass], marker="*", ms=18, color="#d4a000", mec="black", ls="none")
+        handles.append(Line2D([], [], marker="*", ms=12, color="#d4a000", mec="black", ls="none",
+                              label=textwrap.fill(f"frontier: {best.label} k={best.k}", 34)))  # fmt: skip
+    if any(math.isfinite(o.cost_of_pass) and o.cost_of_pass > 0 for o in options):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_usd_tick))
+    ax.set_xlabel("accuracy (majority@k, share of problems solved)")
+    ax.set_ylabel("USD per correct answer (log scale)")
+    ax.set_title("Cost-of-pass frontier: the cheapest way to a correct answer among these runs")
+    ax.set_xlim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    return _save(fig, Path(path), handles, notes)
