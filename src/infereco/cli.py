@@ -226,16 +226,33 @@ def tasks() -> None:
 
 
 @app.command()
-def models() -> None:
-    """List the embedded models (shipped as PyPI packages; nothing is downloaded at run time).
+def models(
+    hosted: Annotated[Optional[str], typer.Option("--hosted", help="list hosted models genai-prices prices; a provider id, or 'all'")] = None,
+) -> None:
+    """List the embedded models, and with --hosted the hosted models whose prices infereco knows.
 
-    Example: infereco models
+    Example: infereco models --hosted openai
     """
     from infereco.backends.models import DEFAULT_MODEL, EMBEDDED_MODELS
 
     for name, m in EMBEDDED_MODELS.items():
         mark = " (default)" if name == DEFAULT_MODEL else ""
         out.print(f"{name}{mark}: {m.description}")
+    try:
+        from genai_prices import data_snapshot
+    except ImportError:
+        return
+    providers = data_snapshot.get_snapshot().providers
+    if hosted is None:
+        count = sum(len(p.models) for p in providers)
+        out.print(f"hosted: {count} models of {len(providers)} providers priced from genai-prices (--hosted PROVIDER|all)")
+        return
+    chosen = [p for p in providers if hosted in ("all", p.id)]
+    if not chosen:
+        raise UserError(f"--hosted {hosted!r}: no such provider; one of: all, {', '.join(sorted(p.id for p in providers))}")
+    for provider in chosen:
+        for model in provider.models:
+            out.print(f"{provider.id}/{model.id}", highlight=False)
 
 
 @app.command()
