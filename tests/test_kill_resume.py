@@ -127,16 +127,21 @@ def reference(server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+def _wait_for_samples(proc: subprocess.Popen[Any], store: Path, at_least: int = 6) -> None:
+    """Block until the running CLI has stored some samples (and is still running)."""
+    deadline = time.monotonic() + 60
+    while _stored_samples(store) < at_least:
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        assert time.monotonic() < deadline, "no samples stored in time"
+        time.sleep(0.01)
+
+
 def _kill_midway(server: str, store: Path) -> tuple[set[str], list[str]]:
     """Start the run, SIGKILL it once some (not all) samples are stored; return stored full keys, served keys."""
     proc = subprocess.Popen(_command(server, store), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while _stored_samples(store) < 6:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no samples stored in time"
-            time.sleep(0.01)
+        _wait_for_samples(proc, store)
         proc.send_signal(signal.SIGKILL)
     finally:
         if proc.poll() is None:
@@ -214,11 +219,7 @@ def test_ctrl_c_stops_cleanly_in_one_line_and_resume_finishes(server: str, refer
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while _stored_samples(store) < 6:
-            assert proc.poll() is None, "the run ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no samples stored in time"
-            time.sleep(0.01)
+        _wait_for_samples(proc, store)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     finally:
