@@ -115,7 +115,26 @@ def test_cli_frontier_on_a_store_writes_the_plot_and_marks_the_cheapest(tmp_path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert payload["frontier"]["model"] == "cheap" and payload["frontier"]["k"] == 1
+    assert len(payload["tasks"]) == 1  # both runs were on the same task
+    task = payload["tasks"][0]
+    assert task["frontier"]["model"] == "cheap" and task["frontier"]["k"] == 1
     assert (out / "frontier.png").stat().st_size > 10_000 and json.loads((out / "frontier.json").read_text())
-    dear = next(r for r in payload["contributions"] if r["name"] == "dear")
+    dear = next(r for r in task["contributions"] if r["name"] == "dear")
     assert dear["contribution"] == 0
+
+
+def test_runs_on_different_tasks_get_separate_frontiers() -> None:
+    def summary(model: str, task: dict, usd: float) -> dict:
+        return {
+            "label": model, "config": {"backend": {"model": model}, "strategy": {"name": "majority"}, "task": task},
+            "ks": [1], "cost": {"per_sample_usd": usd}, "majority_at_k": {"mean": [0.5]},
+        }  # fmt: skip
+
+    from infereco.cost_frontier import by_task
+
+    easy, hard = {"name": "arithmetic", "level": 1}, {"name": "arithmetic", "level": 5}
+    options = options_from_summaries([summary("a", easy, 1.0), summary("b", hard, 0.1)], human_cost=5.0)
+    groups = by_task(options)
+    assert sorted(groups) == ["arithmetic level=1", "arithmetic level=5"]
+    assert frontier(groups["arithmetic level=1"]).model == "a"  # type: ignore[union-attr]  # not b: other task
+    assert sum(o.model == HUMAN for o in options) == 2  # the expert is an option on each task

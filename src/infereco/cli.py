@@ -320,35 +320,48 @@ def frontier(
     from rich.table import Table
 
     from infereco import report as rep
-    from infereco.cost_frontier import contributions, frontier as best_option, options_from_summaries
+    from infereco.cost_frontier import by_task, contributions, frontier as best_option, options_from_summaries
 
     summaries = [r.summary for r in api.load_results(store, run_ids)]
     options = options_from_summaries(summaries, human_cost)
-    best = best_option(options)
-    rows = contributions(options)
-    payload = {"options": [o.to_dict() for o in options], "frontier": best.to_dict() if best else None,
-               "contributions": rows}  # fmt: skip
+    groups = by_task(options)
+    payload = {
+        "tasks": [
+            {
+                "task": task,
+                "frontier": (lambda b: b.to_dict() if b else None)(best_option(group)),
+                "contributions": contributions(group),
+                "options": [o.to_dict() for o in group],
+            }
+            for task, group in groups.items()
+        ]
+    }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        rep.plot_frontier(options, out_dir / "frontier.png")
+        for i, (task, group) in enumerate(groups.items()):
+            rep.plot_frontier(group, out_dir / ("frontier.png" if i == 0 else f"frontier-{i + 1}.png"))
         (out_dir / "frontier.json").write_text(json.dumps(rep.to_jsonable(payload), indent=2))
     if as_json:
         print(json.dumps(rep.to_jsonable(payload), indent=2))
         return
-    table = Table(title="Cost-of-pass: USD per correct answer (majority@k), cheapest first", title_justify="left")
-    for header in ("", "run", "k", "accuracy", "$ per problem", "$ per pass [95% CI]"):
-        table.add_column(header, justify="left" if header in ("", "run") else "right")
-    ordered = sorted(options, key=lambda o: (o.cost_of_pass, o.usd_per_problem))
-    for o in ordered:
-        ci = f"{rep._usd(o.cost_of_pass)} [{rep._usd(o.cop_lo)}, {rep._usd(o.cop_hi)}]"
-        table.add_row("★" if o == best else "", o.label, str(o.k), f"{o.accuracy:.2f}", rep._usd(o.usd_per_problem), ci)
-    out.print(table)
-    for row in rows:
-        out.print(
-            f"without {row['kind']} {row['name']}: frontier {rep._usd(row['without'])} per pass "
-            f"(+{rep._usd(row['contribution'])} over {rep._usd(row['frontier'])})",
-            highlight=False,
+    for task, group in groups.items():
+        best = best_option(group)
+        table = Table(
+            title=f"Cost-of-pass on {task or 'the task'}: USD per correct answer (majority@k), cheapest first",
+            title_justify="left",
         )
+        for header in ("", "run", "k", "accuracy", "$ per problem", "$ per pass [95% CI]"):
+            table.add_column(header, justify="left" if header in ("", "run") else "right")
+        for o in sorted(group, key=lambda o: (o.cost_of_pass, o.usd_per_problem)):
+            ci = f"{rep._usd(o.cost_of_pass)} [{rep._usd(o.cop_lo)}, {rep._usd(o.cop_hi)}]"
+            table.add_row("★" if o == best else "", o.label, str(o.k), f"{o.accuracy:.2f}", rep._usd(o.usd_per_problem), ci)
+        out.print(table)
+        for row in contributions(group):
+            out.print(
+                f"without {row['kind']} {row['name']}: frontier {rep._usd(row['without'])} per pass "
+                f"(+{rep._usd(row['contribution'])} over {rep._usd(row['frontier'])})",
+                highlight=False,
+            )
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'frontier.png'} and {out_dir / 'frontier.json'}")
 

@@ -31,6 +31,8 @@ class Option:
     cost_of_pass: float
     cop_lo: float
     cop_hi: float
+    #: the task the option was measured on; frontiers are only ever taken within one task
+    task: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +52,7 @@ def options_from_summaries(summaries: Sequence[Mapping[str, Any]], human_cost: f
     for s in summaries:
         config = s.get("config") or {}
         model = str((config.get("backend") or {}).get("model", s.get("label", "?")))
+        task = task_name(config.get("task"))
         strategy = str((config.get("strategy") or {}).get("name", "?"))
         ks = list(s.get("ks", []))
         per_sample = _num((s.get("cost") or {}).get("per_sample_usd"))
@@ -61,14 +64,31 @@ def options_from_summaries(summaries: Sequence[Mapping[str, Any]], human_cost: f
             mean = _num(cop.get("mean", [None] * len(ks))[i]) if cop else (usd / acc if acc > 0 else math.inf)
             lo = _num(cop.get("lo", [None] * len(ks))[i]) if cop else math.nan
             hi = _num(cop.get("hi", [None] * len(ks))[i]) if cop else math.nan
-            out.append(Option(str(s.get("label", "?")), model, strategy, int(k), acc, usd, mean, lo, hi))
+            out.append(Option(str(s.get("label", "?")), model, strategy, int(k), acc, usd, mean, lo, hi, task))
     if human_cost is not None:
         if human_cost < 0:
             from infereco.errors import UserError
 
             raise UserError(f"--human-cost must be >= 0, got {human_cost}")
-        out.append(Option(HUMAN, HUMAN, HUMAN, 1, 1.0, human_cost, human_cost, human_cost, human_cost))
+        for task in dict.fromkeys(o.task for o in out) or [""]:  # the expert can answer every task
+            out.append(Option(HUMAN, HUMAN, HUMAN, 1, 1.0, human_cost, human_cost, human_cost, human_cost, task))
     return out
+
+
+def task_name(spec: Any) -> str:
+    """A short, stable name of a task spec, e.g. "arithmetic level=3 limit=30 seed=0"."""
+    if not isinstance(spec, Mapping):
+        return "" if spec is None else str(spec)
+    rest = " ".join(f"{k}={v}" for k, v in sorted(spec.items()) if k != "name")
+    return f"{spec.get('name', '?')} {rest}".strip()
+
+
+def by_task(options: Sequence[Option]) -> dict[str, list[Option]]:
+    """Options grouped by the task they were measured on (a frontier compares like with like)."""
+    groups: dict[str, list[Option]] = {}
+    for option in options:
+        groups.setdefault(option.task, []).append(option)
+    return groups
 
 
 def frontier(options: Sequence[Option]) -> Option | None:
