@@ -138,3 +138,15 @@ def test_runs_on_different_tasks_get_separate_frontiers() -> None:
     assert sorted(groups) == ["arithmetic level=1", "arithmetic level=5"]
     assert frontier(groups["arithmetic level=1"]).model == "a"  # type: ignore[union-attr]  # not b: other task
     assert sum(o.model == HUMAN for o in options) == 2  # the expert is an option on each task
+
+
+def test_dropping_a_family_drops_all_its_models() -> None:
+    options = [
+        Option("a", "a", "majority", 1, 0.5, 1.0, 2.0, 2.0, 2.0, "t", "small"),
+        Option("b", "b", "majority", 1, 0.5, 1.5, 3.0, 3.0, 3.0, "t", "small"),
+        Option("c", "c", "majority", 1, 0.5, 5.0, 10.0, 10.0, 10.0, "t", "large"),
+    ]
+    assert counterfactual(options, drop_family="small") == 10.0
+    assert counterfactual(options, drop_model="a") == 3.0  # its sibling b stands in
+    rows = {(r["kind"], r["name"]): r["contribution"] for r in contributions(options)}
+    assert rows[("family", "small")] == 8.0 and rows[("family", "large")] == 0.0

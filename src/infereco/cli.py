@@ -310,6 +310,7 @@ def frontier(
     store: Annotated[Path, typer.Argument(help="SQLite sample store")],
     run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
     human_cost: Annotated[Optional[float], typer.Option(help="USD a human expert costs per (always right) answer")] = None,
+    family: Annotated[Optional[list[str]], typer.Option("--family", help="MODEL=FAMILY, repeat: counterfactuals per family")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="write frontier.png and frontier.json here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print options and contributions as JSON")] = False,
 ) -> None:
@@ -323,7 +324,13 @@ def frontier(
     from infereco.cost_frontier import by_task, contributions, frontier as best_option, options_from_summaries
 
     summaries = [r.summary for r in api.load_results(store, run_ids)]
-    options = options_from_summaries(summaries, human_cost)
+    families: dict[str, str] = {}
+    for item in family or []:
+        model_name, sep, family_name = item.partition("=")
+        if not sep or not model_name.strip() or not family_name.strip():
+            raise UserError(f"--family {item!r}: expected MODEL=FAMILY, e.g. --family qwen2.5-coder-0.5b-instruct-q4=small")
+        families[model_name.strip()] = family_name.strip()
+    options = options_from_summaries(summaries, human_cost, families)
     groups = by_task(options)
     payload = {
         "tasks": [

@@ -33,6 +33,8 @@ class Option:
     cop_hi: float
     #: the task the option was measured on; frontiers are only ever taken within one task
     task: str = ""
+    #: a model family (e.g. "small", "reasoning") for counterfactuals; the model itself by default
+    family: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,8 +48,16 @@ def _num(value: Any) -> float:
     return float(value)
 
 
-def options_from_summaries(summaries: Sequence[Mapping[str, Any]], human_cost: float | None = None) -> list[Option]:
-    """All options of all runs (from `metrics.summarize` output), plus the human baseline if priced."""
+def options_from_summaries(
+    summaries: Sequence[Mapping[str, Any]],
+    human_cost: float | None = None,
+    families: Mapping[str, str] | None = None,
+) -> list[Option]:
+    """All options of all runs (from `metrics.summarize` output), plus the human baseline if priced.
+
+    `families` maps model names to family names for family counterfactuals (unmapped: the model).
+    """
+    families = dict(families or {})
     out: list[Option] = []
     for s in summaries:
         config = s.get("config") or {}
@@ -64,14 +74,15 @@ def options_from_summaries(summaries: Sequence[Mapping[str, Any]], human_cost: f
             mean = _num(cop.get("mean", [None] * len(ks))[i]) if cop else (usd / acc if acc > 0 else math.inf)
             lo = _num(cop.get("lo", [None] * len(ks))[i]) if cop else math.nan
             hi = _num(cop.get("hi", [None] * len(ks))[i]) if cop else math.nan
-            out.append(Option(str(s.get("label", "?")), model, strategy, int(k), acc, usd, mean, lo, hi, task))
+            family = families.get(model, model)
+            out.append(Option(str(s.get("label", "?")), model, strategy, int(k), acc, usd, mean, lo, hi, task, family))
     if human_cost is not None:
         if human_cost < 0:
             from infereco.errors import UserError
 
             raise UserError(f"--human-cost must be >= 0, got {human_cost}")
         for task in dict.fromkeys(o.task for o in out) or [""]:  # the expert can answer every task
-            out.append(Option(HUMAN, HUMAN, HUMAN, 1, 1.0, human_cost, human_cost, human_cost, human_cost, task))
+            out.append(Option(HUMAN, HUMAN, HUMAN, 1, 1.0, human_cost, human_cost, human_cost, human_cost, task, HUMAN))
     return out
 
 
@@ -104,11 +115,18 @@ def frontier_cost(options: Sequence[Option]) -> float:
     return best.cost_of_pass if best is not None else math.inf
 
 
-def counterfactual(options: Sequence[Option], *, drop_model: str | None = None, drop_strategy: str | None = None) -> float:
-    """The frontier's cost-of-pass without one model and/or one strategy (∞ if nothing is left)."""
+def counterfactual(
+    options: Sequence[Option],
+    *,
+    drop_model: str | None = None,
+    drop_strategy: str | None = None,
+    drop_family: str | None = None,
+) -> float:
+    """The frontier's cost-of-pass without one model, strategy and/or family (∞ if nothing is left)."""
     kept = [
         o for o in options
         if (drop_model is None or o.model != drop_model) and (drop_strategy is None or o.strategy != drop_strategy)
+        and (drop_family is None or (o.family or o.model) != drop_family)
     ]  # fmt: skip
     return frontier_cost(kept)
 
@@ -117,11 +135,15 @@ def contributions(options: Sequence[Option]) -> list[dict[str, Any]]:
     """For each model and each strategy: the counterfactual frontier without it, and the rise (≥ 0)."""
     full = frontier_cost(options)
     rows: list[dict[str, Any]] = []
-    for kind, names in (("model", sorted({o.model for o in options})), ("strategy", sorted({o.strategy for o in options}))):
+    kinds = [("model", sorted({o.model for o in options})), ("strategy", sorted({o.strategy for o in options}))]
+    families = sorted({o.family or o.model for o in options})
+    if families != sorted({o.model for o in options}):  # families were given: they group models
+        kinds.append(("family", families))
+    for kind, names in kinds:
         for name in names:
-            if kind == "strategy" and name == HUMAN:
+            if kind != "model" and name == HUMAN:
                 continue
-            cf = counterfactual(options, **({"drop_model": name} if kind == "model" else {"drop_strategy": name}))
+            cf = counterfactual(options, **{f"drop_{kind}": name})
             rise = cf - full if math.isfinite(full) else (math.nan if not math.isfinite(cf) else 0.0)
             rows.append({"kind": kind, "name": name, "without": cf, "frontier": full, "contribution": rise})
     return rows
