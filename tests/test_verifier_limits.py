@@ -52,3 +52,10 @@ def test_rates_are_estimated_from_verdicts_and_labels() -> None:
     rates = estimate_rates(passes, correct)
     assert rates.p.tolist() == [0.25, 0.0] and rates.q.tolist() == [0.25, 0.25]
     assert rates.tpr == pytest.approx(1 / 3) and rates.fpr == pytest.approx(2 / 5)
+
+
+def test_when_passing_answers_are_mostly_wrong_abstaining_is_optimal() -> None:
+    rates = _rates([0.1, 0.05], [0.3, 0.2])
+    n, utility = optimal_n(rates, penalty=1.0, max_n=100)
+    assert (n, utility) == (0, 0.0)
+    assert optimal_n(rates, penalty=0.0, max_n=100)[0] > 0

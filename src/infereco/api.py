@@ -390,3 +390,67 @@ def resume(
 
 
 from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)
+
+
+def verifier_limits(
+    store: str | Path,
+    run_id: str | None = None,
+    *,
+    verifier: str = "arithmetic",
+    penalties: Sequence[float] = (0.0, 1.0),
+    max_n: int = 1024,
+) -> dict[str, Any]:
+    """How far resample-until-pass with a verifier can go on a stored run (oracle labels from the store).
+
+    Returns the verifier's TPR/FPR, the accuracy ceiling p/(p+q), accuracy/wrong/abstain per N, and
+    the optimal N for each wrong-answer penalty.
+    """
+    import numpy as np
+
+    from infereco.verifier_limits import estimate_rates, optimal_n, resample_until_pass
+    from infereco.verifiers import ArithmeticStepVerifier
+
+    if verifier != "arithmetic":
+        raise UserError(f"--verifier {verifier!r} is unknown; available: arithmetic")
+    check = ArithmeticStepVerifier()
+    with Store(_existing_store(store)) as db:
+        runs = db.runs()
+        if run_id is None and len(runs) != 1:
+            raise UserError(f"{store} holds {len(runs)} runs; choose one with --run")
+        stored = db.run(run_id or runs[0]["run_id"])
+        texts = db.sample_texts(stored["run_id"])
+    if not texts:
+        raise UserError(f"run {stored['run_id']} has no stored samples")
+    width = max(len(v) for v in texts.values())
+    shape = (len(texts), width)
+    passes, correct, valid = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
+    for i, rows in enumerate(texts.values()):
+        for j, (_, text, ok) in enumerate(rows):
+            passes[i, j], correct[i, j], valid[i, j] = check.passes(text), ok, True
+    rates = estimate_rates(passes, correct, valid)
+    ns = [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if n <= max_n]
+    curve = resample_until_pass(rates, ns)
+    best = {}
+    for penalty in penalties:
+        if penalty < 0:
+            raise UserError(f"--penalty must be >= 0, got {penalty}")
+        best[str(penalty)] = dict(zip(("n", "utility"), optimal_n(rates, penalty, max_n=max_n)))
+    return {
+        "run_id": stored["run_id"],
+        "label": stored["label"],
+        "verifier": check.name,
+        "samples": int(valid.sum()),
+        "pass_rate": float(passes[valid].mean()),
+        "tpr": rates.tpr,
+        "fpr": rates.fpr,
+        "ceiling": rates.ceiling,
+        "curve": {k: [float(x) for x in v] for k, v in curve.items()},
+        "optimal_n": best,
+    }
+
+
+def _existing_store(store: str | Path) -> Path:
+    path = Path(store)
+    if not path.is_file():
+        raise UserError(f"no such store: {path}")
+    return path

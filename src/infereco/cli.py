@@ -373,6 +373,43 @@ def frontier(
         out.print(f"wrote {out_dir / 'frontier.png'} and {out_dir / 'frontier.json'}")
 
 
+@app.command("verifier-limits")
+def verifier_limits(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    run_id: Annotated[Optional[str], typer.Option("--run", help="run id (prefix); default: the only run")] = None,
+    verifier: Annotated[str, typer.Option(help="which verifier judges the stored samples")] = "arithmetic",
+    penalty: Annotated[Optional[list[float]], typer.Option(help="cost of a wrong answer vs abstaining; repeat")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """What resample-until-pass with an imperfect verifier can reach on a stored run: TPR/FPR, ceiling, optimal N.
+
+    Example: infereco verifier-limits runs.db --run a084 --penalty 0 --penalty 1
+    """
+    from rich.table import Table
+
+    from infereco import report as rep
+
+    result = api.verifier_limits(store, run_id, verifier=verifier, penalties=penalty or [0.0, 1.0])
+    if as_json:
+        print(json.dumps(rep.to_jsonable(result), indent=2))
+        return
+    out.print(
+        f"{result['label']}: verifier {result['verifier']} on {result['samples']} samples: passes "
+        f"{result['pass_rate']:.2f}, TPR {result['tpr']:.2f}, FPR {result['fpr']:.2f}; "
+        f"accuracy ceiling p/(p+q) = {result['ceiling']:.3f} however many samples",
+        highlight=False,
+    )
+    table = Table(title="Resample until the verifier passes, at most N tries", title_justify="left")
+    for header in ("N", "right", "wrong", "abstain"):
+        table.add_column(header, justify="right")
+    curve = result["curve"]
+    for i, n in enumerate(curve["n"]):
+        table.add_row(f"{n:g}", f"{curve['accuracy'][i]:.3f}", f"{curve['wrong'][i]:.3f}", f"{curve['abstain'][i]:.3f}")
+    out.print(table)
+    for pen, best in result["optimal_n"].items():
+        out.print(f"wrong answer costs {pen} (abstaining 0, right 1): best N = {best['n']}, utility {best['utility']:.3f}")
+
+
 @app.command()
 def allocate(
     store: Annotated[Path, typer.Argument(help="SQLite sample store")],

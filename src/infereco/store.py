@@ -320,6 +320,17 @@ class Store:
             config=run["config"],
         )
 
+    def sample_texts(self, run_id: str, step: str = "sample") -> dict[str, list[tuple[int, str, bool]]]:
+        """Per problem: (index, text, correct) of every stored sample of a step, in index order."""
+        out: dict[str, list[tuple[int, str, bool]]] = {}
+        for pid, index, text, correct in self.conn.execute(
+            "SELECT problem_id, sample_index, text, correct FROM samples WHERE run_id=? AND step=? "
+            "ORDER BY problem_id, sample_index",
+            (self.run(run_id)["run_id"], step),
+        ):
+            out.setdefault(pid, []).append((index, text, bool(correct)))
+        return out
+
     def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
         """USD and tokens already paid for one problem of a run (for per-problem budgets)."""
         usd, tokens = self.conn.execute(

@@ -71,10 +71,14 @@ def resample_until_pass(rates: VerifierRates, ns: ArrayLike, penalty: float = 0.
 
 
 def optimal_n(rates: VerifierRates, penalty: float, max_n: int = 10_000) -> tuple[int, float]:
-    """The N in 1..max_n with the highest expected utility (the smallest such N on ties), and that utility."""
+    """The N in 0..max_n with the highest expected utility (the smallest such N on ties), and that utility.
+
+    N = 0 means always abstaining (utility 0): the right choice when every answer that gets past the
+    verifier is more likely to cost than to earn.
+    """
     if penalty < 0:
         raise ValueError(f"penalty must be >= 0, got {penalty}")
-    ns = np.arange(1, max_n + 1)
+    ns = np.arange(0, max_n + 1)
     utility = resample_until_pass(rates, ns, penalty)["utility"]
     best = int(np.argmax(utility))
     return int(ns[best]), float(utility[best])
