@@ -70,8 +70,10 @@ def resample_until_pass(rates: VerifierRates, ns: ArrayLike, penalty: float = 0.
     }
 
 
-def optimal_n(rates: VerifierRates, penalty: float, max_n: int = 10_000) -> tuple[int, float]:
-    """The N in 0..max_n with the highest expected utility (the smallest such N on ties), and that utility.
+def optimal_n(rates: VerifierRates, penalty: float, max_n: int = 10_000, tolerance: float = 1e-3) -> tuple[int, float]:
+    """The smallest N in 0..max_n whose expected utility is within `tolerance` of the best, and its utility.
+
+    The tolerance keeps the answer useful where utility creeps up forever by ever smaller steps.
 
     N = 0 means always abstaining (utility 0): the right choice when every answer that gets past the
     verifier is more likely to cost than to earn.
@@ -80,5 +82,5 @@ def optimal_n(rates: VerifierRates, penalty: float, max_n: int = 10_000) -> tupl
         raise ValueError(f"penalty must be >= 0, got {penalty}")
     ns = np.arange(0, max_n + 1)
     utility = resample_until_pass(rates, ns, penalty)["utility"]
-    best = int(np.argmax(utility))
+    best = int(np.argmax(utility >= utility.max() - tolerance))
     return int(ns[best]), float(utility[best])
