@@ -1,4 +1,7 @@
-"""A tiny OpenAI-compatible chat server on 127.0.0.1 for tests: deterministic, counting, breakable.
+"""A tiny OpenAI-compatible server on 127.0.0.1 for tests: deterministic, counting, breakable.
+
+It serves `/v1/chat/completions` and `/v1/completions` (a `prompt` string in, `choices[i].text`
+out) with the same answers, and per-token logprobs in each API's format when asked for them.
 
 It answers "What is A + B?"-style prompts with `Answer: A+B` (right) or `Answer: A+B+1` (wrong),
 chosen from the request's seed and the choice index, so results are reproducible. It records every
@@ -38,6 +41,7 @@ class FakeModel:
         self.keys: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []  # the endpoint of every POST, in order
         self.attempts = 0
         self.admitted = 0
         self.lock = threading.Lock()
@@ -59,9 +63,16 @@ class FakeModel:
                 words = (filler + " " + text).split(" ")
                 text = " ".join(words[-int(body.get("max_tokens", 10**6)):])  # the answer stays at the end
             if completions_api:
-                choices.append({"index": i, "finish_reason": "stop", "text": text})
+                choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "text": text}
             else:
-                choices.append({"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}})
+                choice = {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            if body.get("logprobs") not in (None, False):  # one token per word, as `usage` counts them
+                words = text.split()
+                choice["logprobs"] = (
+                    {"tokens": words, "token_logprobs": [-0.5] * len(words)} if completions_api
+                    else {"content": [{"token": w, "logprob": -0.5} for w in words]}
+                )  # fmt: skip
+            choices.append(choice)
         prompt_tokens = len(prompt.split()) + 10
         completion_tokens = sum(len((c.get("text") or c["message"]["content"]).split()) for c in choices)
         return {
@@ -99,6 +110,15 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
+            path = self.path.rstrip("/")
+            # each endpoint takes only its own input, as a real server does: a client that sends a
+            # prompt to /chat/completions (or messages to /completions) gets a 400, not an answer
+            field = {"/v1/chat/completions": "messages", "/v1/completions": "prompt"}.get(path)
+            with model.lock:
+                model.paths.append(path)
+            if field is None or field not in body:
+                self._send(404 if field is None else 400, {"error": {"message": f"{path} needs {field!r}"}})
+                return
             with model.lock:
                 model.attempts += 1
                 failing = model.attempts <= model.fail_first

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,28 +165,84 @@ def test_unknown_api(tmp_path: Path) -> None:
     assert "--api" in line and "completions" in line
 
 
-def test_non_positive_timeout(tmp_path: Path) -> None:
-    line = _one_line_error(_cli("run", *OPENAI, "--timeout", "0", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+def test_completions_api_with_the_embedded_model_is_an_error_not_ignored(tmp_path: Path) -> None:
+    # refused before any model is resolved or started
+    line = _one_line_error(_cli("run", "--api", "completions", "--store", str(tmp_path / "s.db"), cwd=tmp_path))
+    assert "--api completions" in line and "--backend openai" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_non_positive_timeout(tmp_path: Path, value: str) -> None:
+    line = _one_line_error(_cli("run", *OPENAI, "--timeout", value, "--store", str(tmp_path / "s.db"), cwd=tmp_path))
     assert "--timeout" in line
 
 
-def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path) -> None:
+def _fake_server(**kwargs: object):
     sys.path.insert(0, str(ROOT / "tests"))
     from fakeserver import FakeServer
 
+    return FakeServer(**kwargs)
+
+
+def _fake_args(base_url: str) -> list[str]:
+    return ["--backend", "openai", "--base-url", base_url, "--model", "fake", "--n", "1", "--limit", "1",
+            "--input-price", "0", "--output-price", "0"]  # fmt: skip
+
+
+def test_a_request_slower_than_timeout_is_one_line(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with _fake_server(delay_s=2.0) as fake:
+        args = [*_fake_args(fake.base_url), "--timeout", "0.5", "--max-retries", "0", "--store", str(tmp_path / "s.db")]
+        line = _one_line_error(_cli("run", *args, cwd=tmp_path))
+    assert "timed out after 0.5s" in line and "/chat/completions" in line
+    assert time.monotonic() - started < 10  # the client gave up; it did not wait for the answer
+
+
+def test_timeout_given_with_resume_replaces_the_stored_one(tmp_path: Path) -> None:
+    """A run that failed on timeouts is finished by `--resume --timeout LONGER`, not failed again."""
+    store = str(tmp_path / "s.db")
+    with _fake_server(delay_s=1.0) as fake:
+        args = [*_fake_args(fake.base_url), "--timeout", "0.3", "--max-retries", "0", "--store", store]
+        assert "timed out" in _one_line_error(_cli("run", *args, cwd=tmp_path))
+        done = _cli("run", "--resume", "--store", store, "--timeout", "5", "--max-retries", "0", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 1
+
+
+def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path) -> None:
     store = tmp_path / "s.db"
-    with FakeServer() as fake:
+    with _fake_server() as fake:
         args = ["--backend", "openai", "--base-url", fake.base_url, "--model", "fake", "--n", "2", "--limit", "2",
                 "--input-price", "0", "--output-price", "0"]
         for api in ("completions", "chat"):
             done = _cli("run", *args, "--api", api, "--store", str(store), "--quiet", "--json", cwd=tmp_path)
             assert done.returncode == 0, done.stderr
         bodies = fake.model.bodies
+        paths = fake.model.paths
     assert ["prompt" in b for b in bodies] == [True, True, False, False]  # 2 problems each, in that order
-    import sqlite3
-
+    assert paths == ["/v1/completions"] * 2 + ["/v1/chat/completions"] * 2
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2  # chat vs completions: two runs
+
+
+def test_resume_alone_keeps_the_completions_api(tmp_path: Path) -> None:
+    """`--resume` rebuilds the backend from the stored config: a completions run stays one."""
+    store = str(tmp_path / "s.db")
+    with _fake_server(fail_after=1) as fake:  # the second request is refused: the run stops half done
+        args = ["--backend", "openai", "--base-url", fake.base_url, "--model", "fake", "--n", "2", "--max-n", "2",
+                "--limit", "2", "--concurrency", "1", "--api", "completions", "--input-price", "0",
+                "--output-price", "0", "--store", store]  # fmt: skip
+        assert "injected failure" in _one_line_error(_cli("run", *args, cwd=tmp_path))
+        fake.model.fail_after = None
+        done = _cli("run", "--resume", "--store", store, "--quiet", cwd=tmp_path)
+        paths = fake.model.paths
+    assert done.returncode == 0, done.stderr
+    assert paths == ["/v1/completions"] * 3  # served, refused, then the resumed one
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 4
 
 
 def test_a_remote_model_without_any_price_is_an_error_not_a_silent_zero(tmp_path: Path) -> None:

@@ -207,35 +207,3 @@ def test_resume_alone_with_nothing_unfinished_is_one_line(reference: Path) -> No
     done = _cli([sys.executable, "-m", "infereco.cli", "run", "--resume", "--store", str(reference), "--quiet"])
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no unfinished run" in done.stderr
-
-
-def test_ctrl_c_stops_cleanly_in_one_line_and_resume_finishes(server: str, reference: Path, tmp_path: Path) -> None:
-    store = tmp_path / "interrupted.db"
-    command = [arg for arg in _command(server, store) if arg != "--quiet"]  # with the progress bar on
-    # A shell that starts jobs in the background ignores SIGINT for them, and Python then keeps it
-    # ignored; give the child the default disposition, as a terminal would.
-    proc = subprocess.Popen(
-        command, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    try:
-        _wait_for_samples(proc, store)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    last = [line for line in stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("interrupted:") and "--resume" in last
-    assert _query(store, "SELECT status FROM runs") == [("interrupted",)]
-    _assert_whole_requests(store)
-    assert 0 < _stored_samples(store) < TOTAL_SAMPLES
-    done = _cli(_command(server, store) + ["--resume"])
-    assert done.returncode == 0, done.stderr
-    _assert_whole_requests(store)
-    resumed, clean = _totals(store), _totals(reference)
-    assert resumed.pop("cost_usd") == pytest.approx(clean.pop("cost_usd"), rel=1e-12)
-    assert resumed == clean

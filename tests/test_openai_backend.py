@@ -188,7 +188,8 @@ def test_completions_api_sends_a_prompt_string_and_reads_text_choices() -> None:
     with FakeServer() as fake:
         out = _generate(_backend(fake.base_url, api="completions"), GenerationRequest(messages=MESSAGES, n=3, seed=2))
         body = fake.model.bodies[0]
-        assert "messages" not in body and body["prompt"].startswith("Solve it.\n\nWhat is 86 + 32")
+        assert fake.model.paths == ["/v1/completions"]
+        assert "messages" not in body and body["prompt"] == "Solve it.\n\nWhat is 86 + 32 ? Please answer now.\n"
         usage = fake.model.answer(body)["usage"]
     assert len(out) == 3 and all(c.text.strip().splitlines()[-1].startswith("Answer: ") for c in out)
     assert sum(c.completion_tokens for c in out) == usage["completion_tokens"]
@@ -201,6 +202,20 @@ def test_completions_logprobs_give_exact_per_choice_token_counts() -> None:
     assert lp == [{"token": "A", "logprob": -0.1}, {"token": "n", "logprob": -0.2}, {"token": "s", "logprob": -0.3}]
     assert _token_logprobs({"content": [{"token": "x", "logprob": 0.0}]}) == [{"token": "x", "logprob": 0.0}]
     assert _token_logprobs(None) is None
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_per_choice_token_counts_come_from_logprobs_in_either_api(api: str) -> None:
+    """Each choice's completion tokens are its own logprob count, not a share of the request's usage."""
+    with FakeServer(filler_max=40) as fake:  # answers of different lengths
+        backend = _backend(fake.base_url, api=api, count_tokens_from_logprobs=True)
+        out = _generate(backend, GenerationRequest(messages=MESSAGES, n=4, seed=5, logprobs=True))
+        body = fake.model.bodies[0]
+    assert (body["logprobs"] is True) if api == "chat" else (body["logprobs"] >= 1)  # 0 gets none from llama.cpp
+    assert [c.completion_tokens for c in out] == [len(c.text.split()) for c in out]
+    assert len({c.completion_tokens for c in out}) > 1
+    assert all(c.logprobs and len(c.logprobs) == c.completion_tokens for c in out)
+    assert out[0].logprobs[0] == {"token": out[0].text.split()[0], "logprob": -0.5}
 
 
 def test_unknown_api_is_a_one_line_error() -> None:

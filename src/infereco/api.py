@@ -66,11 +66,20 @@ def make_backend(
     max_retries: int = 5,
     api: str = "chat",
 ) -> Backend:
-    """Build a backend from CLI-style options."""
+    """Build a backend from CLI-style options.
+
+    `api` picks the OpenAI endpoint: "chat" for instruct models, "completions" for base models
+    (see `OpenAIBackend`). The embedded model is an instruct model served by chat only, so any
+    other `api` there is an error rather than silently ignored.
+    """
     kind = backend.strip().lower()
     if not timeout_s > 0:
         raise UserError(f"--timeout must be > 0 seconds, got {timeout_s}")
+    if api not in ("chat", "completions"):
+        raise UserError(f"--api must be chat or completions, got {api!r}")
     if kind in ("llamacpp", "embedded", "local"):
+        if api != "chat":
+            raise UserError(f"--api {api} needs --backend openai; the embedded model is served by chat only")
         from infereco.backends.llamacpp import LlamaCppBackend
 
         n_slots = max_n or slots
@@ -179,6 +188,7 @@ def run(
     budget_tokens: int | None = None,
     budget_usd_per_problem: float | None = None,
     budget_tokens_per_problem: int | None = None,
+    verifier: str | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
 
@@ -193,7 +203,7 @@ def run(
         backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
         max_retries=max_retries, timeout_s=timeout_s, api=api,
     )
-    the_strategy = make_strategy(strategy, n, seed)  # flag errors first, before any price lookup
+    the_strategy = make_strategy(strategy, n, seed, verifier)  # flag errors first, before any price lookup
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
     spec = RunSpec(
         task=the_task,
@@ -339,14 +349,26 @@ def report(
     return [r.summary for r in results]
 
 
-def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[RunSpec, Backend, Price]:
-    """Rebuild a run's spec, backend and price from the config stored with it (for `--resume`)."""
+def spec_from_config(
+    config: dict[str, Any],
+    label: str | None = None,
+    *,
+    timeout_s: float | None = None,
+    max_retries: int | None = None,
+) -> tuple[RunSpec, Backend, Price]:
+    """Rebuild a run's spec, backend and price from the config stored with it (for `--resume`).
+
+    `timeout_s` and `max_retries`, when given, replace the stored ones: they do not change the
+    samples, and a run that failed on timeouts is resumed precisely with a longer `--timeout`.
+    """
     try:
         task = get_task(**config["task"])
         strat = config["strategy"]
         spec = RunSpec(
             task=task,
-            strategy=make_strategy(strat["name"], int(strat.get("n", 1)), int(config.get("seed", 0))),
+            strategy=make_strategy(
+                strat["name"], int(strat.get("n", 1)), int(config.get("seed", 0)), strat.get("verifier")
+            ),
             params=SamplingParams(**{**config["sampling"], "stop": tuple(config["sampling"].get("stop", ()))}),
             seed=int(config.get("seed", 0)),
             label=label,
@@ -361,7 +383,8 @@ def spec_from_config(config: dict[str, Any], label: str | None = None) -> tuple[
             max_n=full.get("max_n"),
             slots=int(full.get("slots", 16)),
             threads=full.get("threads"),
-            timeout_s=float(full.get("timeout_s", 600.0)),
+            timeout_s=float(timeout_s if timeout_s is not None else full.get("timeout_s", 600.0)),
+            max_retries=5 if max_retries is None else max_retries,
             api=full.get("api", "chat"),
         )
         price = Price(**config["price"])
@@ -376,8 +399,14 @@ def resume(
     progress: Progress | None = None,
     budget: Budget | None = None,
     problem_budget: tuple[float | None, int | None] = (None, None),
+    *,
+    timeout_s: float | None = None,
+    max_retries: int | None = None,
 ) -> RunResult:
-    """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config."""
+    """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config.
+
+    `timeout_s` / `max_retries` override the stored per-request timeout and the retry count.
+    """
     with Store(store) as db:
         if run_id:
             stored = db.run(run_id)
@@ -385,7 +414,7 @@ def resume(
             stored = db.latest_unfinished()
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
-    spec, backend, price = spec_from_config(stored["config"], stored["label"])
+    spec, backend, price = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
     return execute(spec, backend, store, price, progress, budget, problem_budget)
 
 

@@ -105,7 +105,8 @@ def run(
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
     data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
     task_seed: Annotated[int, typer.Option(help="seed of the generated arithmetic problems")] = 0,
-    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n")] = "majority",
+    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n, bon, weighted, bom")] = "majority",
+    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom: arithmetic (default) or oracle")] = None,
     n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,
     backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
@@ -152,6 +153,8 @@ def run(
             result = api.resume(
                 store, run_id, progress=bar.progress, budget=budget,
                 problem_budget=(budget_usd_per_problem, budget_tokens_per_problem),
+                timeout_s=timeout if "timeout" in given else None,
+                max_retries=max_retries if "max_retries" in given else None,
             )  # fmt: skip
         else:
             result = api.run(
@@ -162,6 +165,7 @@ def run(
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
                 budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
+                verifier=verifier,
             )  # fmt: skip
     _show(result, as_json, out_dir)
 

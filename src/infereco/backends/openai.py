@@ -1,7 +1,8 @@
 """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp's server, Ollama, hosted APIs.
 
-Speaks `/v1/chat/completions` over httpx (async). The API key is read from an environment variable
-at construction and kept only in memory: it is never part of `describe()`, logs or error messages.
+Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over httpx (async). The API
+key is read from an environment variable at construction and kept only in memory: it is never part
+of `describe()`, logs or error messages.
 Transient failures (connection errors, 429, 5xx) are retried with exponential backoff and full
 jitter, honouring `Retry-After`; anything else fails at once with a one-line `BackendError`.
 """
@@ -40,7 +41,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class OpenAIBackend:
-    """An OpenAI-compatible chat endpoint."""
+    """An OpenAI-compatible endpoint: `api="chat"` (`/chat/completions`, the default) or `"completions"`.
+
+    Instruct models want chat: the server applies their chat template. Base models have none and
+    want `/completions` with the plain prompt of `render_prompt`; the two give different samples,
+    so `api` is part of `describe()` and of the run's identity.
+    """
 
     kind = "openai"
 
@@ -139,8 +145,9 @@ class OpenAIBackend:
                 body["logprobs"] = True
                 if request.top_logprobs:
                     body["top_logprobs"] = request.top_logprobs
-            else:  # the completions API takes the number of alternatives per token
-                body["logprobs"] = max(request.top_logprobs, 0)
+            else:  # the completions API takes the number of alternatives per token; at least 1,
+                # since llama.cpp's server returns no logprobs at all for 0 (OpenAI, vLLM: sampled only)
+                body["logprobs"] = max(request.top_logprobs, 1)
         body.update(self.extra_body)
         return body
 
@@ -184,7 +191,8 @@ class OpenAIBackend:
             data = response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
         except (ValueError, KeyError, TypeError) as exc:
-            raise BackendError(f"{url}: answer is not a chat completion (field 'choices' missing or not JSON: {exc})") from None
+            what = "a chat completion" if self.api == "chat" else "a completion"
+            raise BackendError(f"{url}: answer is not {what} (field 'choices' missing or not JSON: {exc})") from None
         if len(choices) < request.n:
             raise BackendError(
                 f"{url}: asked for n={request.n} choices, got {len(choices)}; the server may ignore 'n' (use --max-n 1)"
@@ -199,7 +207,8 @@ class OpenAIBackend:
             if text is None:
                 text = choice.get("text", "")
             if not isinstance(text, str):
-                raise BackendError(f"{url}: choices[{i}].message.content is not text")
+                field = "message.content" if self.api == "chat" else "text"
+                raise BackendError(f"{url}: choices[{i}].{field} is not text")
             texts.append(text)
             logprobs.append(_token_logprobs(choice.get("logprobs")))
         n = len(choices)

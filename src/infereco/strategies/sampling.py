@@ -81,14 +81,25 @@ STRATEGIES = {
     "repeated": "N independent samples; the final answer is the first (pass@k curves come from the pool)",
     "majority": "N samples, the most frequent answer wins (self-consistency)",
     "pass@n": "oracle best-of-N: right if any of N samples is right (coverage; needs a perfect verifier)",
+    "bon": "best-of-N by a verifier's score (--verifier arithmetic|oracle)",
+    "weighted": "weighted majority: the answer whose verifier scores sum highest",
+    "bom": "Best-of-Majority: the best-scored answer among those at least 1/8 of samples agree on",
 }
 
 
-def make_strategy(name: str, n: int, seed: int = 0) -> RepeatedSampling | MajorityVote | OracleBestOfN:
-    """Build a strategy from its CLI name."""
+def make_strategy(name: str, n: int, seed: int = 0, verifier: str | None = None) -> Any:
+    """Build a strategy from its CLI name (verifier strategies take `verifier`, default arithmetic)."""
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     key = name.strip().lower()
+    if key in ("bon", "best-of-n", "weighted", "weighted-majority", "bom", "best-of-majority"):
+        from infereco.strategies.verified import BestOfMajority, BestOfN, WeightedMajority
+        from infereco.verifiers import get_verifier
+
+        chosen = get_verifier(verifier or "arithmetic").name
+        cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
+               "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
+        return cls(n, chosen, seed)
     if key in ("repeated", "sample", "sampling"):
         return RepeatedSampling(n)
     if key in ("majority", "vote", "self-consistency"):

@@ -1,0 +1,100 @@
+"""Strategies that pick among N samples with a verifier's scores.
+
+- `bon` (best-of-N): the sample the verifier scores highest;
+- `weighted` (weighted majority): the answer whose samples' scores sum highest;
+- `bom` (Best-of-Majority): among answers at least `threshold` × N samples agree on, the one whose
+  best sample scores highest; unlike best-of-N it cannot be captured by a single rare answer the
+  verifier happens to like, which is why it does not degrade as N grows.
+All draw the same pool as majority vote (step "sample"), so they can be compared at equal cost; ties
+are broken by a seeded coin per problem.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from infereco.records import SampleRecord
+from infereco.strategies.base import SamplingContext, StrategyResult
+from infereco.strategies.sampling import STEP
+from infereco.verifiers import get_verifier
+
+
+def _pick(rng: random.Random, scored: dict[str, float]) -> str | None:
+    if not scored:
+        return None
+    top = max(scored.values())
+    return rng.choice(sorted(a for a, v in scored.items() if v >= top - 1e-12))
+
+
+def _correct(samples: list[SampleRecord], answer: str | None) -> bool:
+    return answer is not None and any(s.correct for s in samples if s.answer == answer)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    n: int
+    verifier: str = "arithmetic"
+    seed: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "n": self.n, "verifier": self.verifier}  # type: ignore[attr-defined]
+
+    async def _scored(self, ctx: SamplingContext) -> tuple[list[SampleRecord], list[float], random.Random]:
+        samples = await ctx.sample(STEP, self.n)
+        check = get_verifier(self.verifier)
+        scores = [check.score_sample(s, ctx.problem) for s in samples]
+        return samples, scores, random.Random(f"{self.seed}:{ctx.problem.id}")
+
+
+@dataclass(frozen=True)
+class BestOfN(_Verified):
+    name: str = "bon"
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples, scores, rng = await self._scored(ctx)
+        best: dict[str, float] = {}
+        for s, v in zip(samples, scores, strict=True):
+            if s.answer is not None:
+                best[s.answer] = max(best.get(s.answer, -math.inf), v)
+        answer = _pick(rng, best)
+        return StrategyResult(answer, _correct(samples, answer), {"scores": scores})
+
+
+@dataclass(frozen=True)
+class WeightedMajority(_Verified):
+    name: str = "weighted"
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples, scores, rng = await self._scored(ctx)
+        weight: dict[str, float] = defaultdict(float)
+        for s, v in zip(samples, scores, strict=True):
+            if s.answer is not None:
+                weight[s.answer] += v
+        answer = _pick(rng, dict(weight))
+        return StrategyResult(answer, _correct(samples, answer), {"weights": dict(weight)})
+
+
+@dataclass(frozen=True)
+class BestOfMajority(_Verified):
+    threshold: float = 0.125
+    name: str = "bom"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "threshold": self.threshold}
+
+    async def solve(self, ctx: SamplingContext) -> StrategyResult:
+        samples, scores, rng = await self._scored(ctx)
+        count: dict[str, int] = defaultdict(int)
+        best: dict[str, float] = {}
+        for s, v in zip(samples, scores, strict=True):
+            if s.answer is not None:
+                count[s.answer] += 1
+                best[s.answer] = max(best.get(s.answer, -math.inf), v)
+        need = max(1, math.ceil(self.threshold * len(samples)))
+        kept = {a: v for a, v in best.items() if count[a] >= need} or best  # nobody frequent: fall back to BoN
+        answer = _pick(rng, kept)
+        return StrategyResult(answer, _correct(samples, answer), {"kept": sorted(kept), "counts": dict(count)})

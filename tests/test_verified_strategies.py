@@ -1,0 +1,80 @@
+"""Verifier-guided selection: best-of-N, weighted majority, Best-of-Majority."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from fakeserver import FakeServer
+from infereco import Problem
+from infereco.api import run as api_run
+from infereco.errors import UserError
+from infereco.records import SampleRecord
+from infereco.strategies import make_strategy
+from infereco.strategies.verified import BestOfMajority, BestOfN, WeightedMajority
+
+
+class _Ctx:
+    """A SamplingContext over fixed samples (no store, no model)."""
+
+    def __init__(self, samples: list[tuple[str, str, bool]]) -> None:
+        self.problem = Problem("p", "q", "11")
+        self.checker = None
+        self._samples = [
+            SampleRecord("p", "sample", i, "k", text, "stop", answer, ok, 1, 0, 1, 0, 0.1, 0.0, None)
+            for i, (text, answer, ok) in enumerate(samples)
+        ]
+
+    def messages(self) -> list[dict[str, str]]:
+        return []
+
+    async def sample(self, step: str, n: int, messages=None, params=None) -> list[SampleRecord]:
+        return self._samples[:n]
+
+
+# one right answer with clean arithmetic, a frequent wrong answer with a slip, a rare wrong answer
+# whose (wrong-plan) arithmetic is flawless: the trap best-of-N falls into and BoM does not
+POOL = [
+    ("2 * 3 = 6\n5 + 6 = 11\nAnswer: 11", "11", True),
+    ("2 * 3 = 6\n5 + 6 = 11\nAnswer: 11", "11", True),
+    ("2 * 3 = 6\n5 + 6 = 12\nAnswer: 12", "12", False),
+    ("2 * 3 = 6\n5 + 6 = 12\nAnswer: 12", "12", False),
+    ("2 * 3 = 6\n5 + 6 = 12\nAnswer: 12", "12", False),
+    ("3 + 4 = 7\nAnswer: 7", "7", False),
+]
+
+
+def _solve(strategy) -> tuple[str | None, bool | None]:
+    result = asyncio.run(strategy.solve(_Ctx(POOL)))
+    return result.answer, result.correct
+
+
+def test_weighted_majority_outvotes_a_frequent_answer_with_bad_arithmetic() -> None:
+    # plain majority would say 12 (3 votes); its samples score 0.5 each (1.5) vs 11's 2 x 1.0
+    assert _solve(WeightedMajority(6)) == ("11", True)
+
+
+def test_best_of_majority_ignores_a_rare_answer_the_verifier_likes() -> None:
+    bom = BestOfMajority(6, threshold=0.3)  # needs 2 of 6 samples to agree
+    assert _solve(bom) == ("11", True)
+    # best-of-N ties 11 and the rare 7 at score 1.0 and flips a coin between them
+    answers = {asyncio.run(BestOfN(6, seed=s).solve(_Ctx(POOL))).answer for s in range(20)}
+    assert answers == {"11", "7"}
+
+
+def test_oracle_best_of_n_is_right_whenever_any_sample_is(tmp_path: Path) -> None:
+    with FakeServer() as fake:
+        result = api_run(
+            "arithmetic", level=1, limit=6, n=4, max_n=2, backend="openai", base_url=fake.base_url, model="fake",
+            input_price=0.0, output_price=0.0, store=tmp_path / "s.db", strategy="bon", verifier="oracle",
+        )  # fmt: skip
+    summary = result.summary
+    assert summary["final_accuracy"]["mean"] == pytest.approx(summary["coverage"]["mean"])
+    assert result.pool.config["strategy"] == {"name": "bon", "n": 4, "verifier": "oracle"}
+
+
+def test_unknown_verifier_is_a_one_line_input_error() -> None:
+    with pytest.raises(UserError, match="--verifier 'psychic'"):
+        make_strategy("bon", 4, verifier="psychic")
