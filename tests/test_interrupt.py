@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_kill_resume import (
     ENV,
     ROOT,
