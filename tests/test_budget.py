@@ -111,5 +111,7 @@ def test_a_per_problem_budget_stops_that_problem_only(tmp_path: Path) -> None:
         ).fetchall()
     assert len(spent) == 20 and all(tokens <= per_problem for _, tokens, _ in spent)
     assert all(count == 1 for _, _, count in spent)  # n=4 in requests of 2: the second never fit
-    assert result.totals["problems_done"] == 0 and "20 problem(s) stopped" in (result.budget_note or "")
+    # each problem stops at its budget and is answered from the 2 samples it could pay for
+    assert result.totals["problems_done"] == 20 and "20 problem(s) stopped" in (result.budget_note or "")
+    assert "0 unsolved" in (result.budget_note or "")
     assert _status(store) == "done"  # the run itself was not stopped by a run-level budget

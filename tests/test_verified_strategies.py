@@ -30,7 +30,7 @@ class _Ctx:
     def messages(self) -> list[dict[str, str]]:
         return []
 
-    async def sample(self, step: str, n: int, messages=None, params=None) -> list[SampleRecord]:
+    async def sample(self, step: str, n: int, messages=None, params=None, *, role="main", partial=False) -> list[SampleRecord]:
         return self._samples[:n]
 
 
@@ -72,7 +72,7 @@ def test_oracle_best_of_n_is_right_whenever_any_sample_is(tmp_path: Path) -> Non
         )  # fmt: skip
     summary = result.summary
     assert summary["final_accuracy"]["mean"] == pytest.approx(summary["coverage"]["mean"])
-    assert result.pool.config["strategy"] == {"name": "bon", "n": 4, "verifier": "oracle"}
+    assert result.pool.config["strategy"] == {"name": "bon", "n": 4, "verifier": {"name": "oracle"}}
 
 
 def test_unknown_verifier_is_a_one_line_input_error() -> None:

@@ -244,9 +244,11 @@ def execute(
         notes = []
         if runner.budget.exhausted:
             notes.append(f"budget reached: {runner.budget.describe()}; raise it and rerun to continue")
-        if runner.problems_over_budget:
+        if runner.problems_at_budget:
+            unsolved = len(runner.problems_over_budget)
             notes.append(
-                f"{len(runner.problems_over_budget)} problem(s) stopped at their per-problem budget and are unsolved"
+                f"{len(runner.problems_at_budget)} problem(s) stopped at their per-problem budget "
+                f"({unsolved} unsolved, the others answered from what it paid for)"
             )
         result.budget_note = "; ".join(notes) or None
         return result

@@ -184,6 +184,12 @@ def _anchor_tails(text: str) -> list[tuple[int, str]]:
     return tails
 
 
+def states_final_answer(text: str) -> bool:
+    """Whether a text gives its final answer explicitly ("Answer: 7", "the answer is 7", "#### 7",
+    \\boxed{7}): what tells a step-level strategy that a partial solution is finished."""
+    return bool(_ANCHOR.search(text)) or last_boxed(text) is not None
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkers
 

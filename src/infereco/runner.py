@@ -23,7 +23,7 @@ from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 from infereco.store import Store
-from infereco.strategies.base import SamplingParams, Strategy
+from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
 
 
@@ -134,14 +134,35 @@ class _ProblemContext:
         self.runner = runner
         self.problem = problem
         self.checker: Checker = runner.spec.task.checker
+        self.params = runner.spec.params
+        self.step_delimiter = runner.spec.task.step_delimiter
 
     def messages(self) -> list[dict[str, str]]:
         return self.runner.spec.task.messages(self.problem)
 
     async def sample(
-        self, step: str, n: int, messages: list[dict[str, str]] | None = None, params: SamplingParams | None = None
+        self,
+        step: str,
+        n: int,
+        messages: list[dict[str, str]] | None = None,
+        params: SamplingParams | None = None,
+        *,
+        role: str = "main",
+        partial: bool = False,
     ) -> list[SampleRecord]:
-        return await self.runner.sample(self.problem, step, n, messages or self.messages(), params or self.runner.spec.params)
+        return await self.runner.sample(
+            self.problem, step, n, messages or self.messages(), params or self.runner.spec.params, role, partial
+        )
+
+
+@dataclass
+class _Served:
+    """One backend the run uses, with its price, its concurrency limit and its machine clock."""
+
+    backend: Backend
+    price: Price
+    slots: asyncio.Semaphore
+    clock: BusyClock
 
 
 class Runner:
@@ -156,7 +177,10 @@ class Runner:
         progress: Progress | None = None,
         budget: Budget | None = None,
         problem_budget: tuple[float | None, int | None] = (None, None),
+        roles: dict[str, tuple[Backend, Price]] | None = None,
     ) -> None:
+        """`roles` names further backends a strategy may ask for (see `SamplingContext.sample`);
+        a role given the main backend object shares its concurrency limit and its machine clock."""
         self.spec = spec
         self.backend = backend
         self.store = store
@@ -164,17 +188,34 @@ class Runner:
         self.progress = progress or Progress()
         self.run_id = spec.run_id(backend)
         self.clock = BusyClock()
-        self._requests = asyncio.Semaphore(max(1, backend.max_concurrency()))
+        served: dict[int, _Served] = {}
+        self._roles: dict[str, _Served] = {}
+        for role, (b, p) in {"main": (backend, price), **(roles or {})}.items():
+            if id(b) not in served:
+                clock = self.clock if b is backend else BusyClock()
+                served[id(b)] = _Served(b, p, asyncio.Semaphore(max(1, b.max_concurrency())), clock)
+            self._roles[role] = served[id(b)]
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
         self.budget = budget or Budget()
         #: (max USD, max tokens) for each problem; None = unlimited
         self.problem_budget = problem_budget
         self._problem_budgets: dict[str, Budget] = {}
-        self.problems_over_budget: list[str] = []
+        #: problems whose own budget ran out: answered from what was affordable, or left unsolved
+        self.problems_at_budget: set[str] = set()
+        self.problems_over_budget: list[str] = []  # the unsolved ones
 
     def config(self) -> dict[str, Any]:
-        return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        others = {r: {"backend": s.backend.describe(), "price": s.price.describe()} for r, s in self._roles.items() if r != "main"}
+        if others:
+            config["roles"] = others
+        return config
+
+    @property
+    def backends(self) -> list[Backend]:
+        """Every distinct backend of the run, the main one first."""
+        return list({id(s.backend): s.backend for s in self._roles.values()}.values())
 
     async def run(self) -> str:
         """Solve every problem not already solved; return the run id."""
@@ -195,9 +236,10 @@ class Runner:
         self.progress.samples_done = len(done) * n
         self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
         self.progress.changed()
-        start = getattr(self.backend, "start", None)
-        if start is not None and pending:
-            await start()
+        for backend in self.backends:
+            start = getattr(backend, "start", None)
+            if start is not None and pending:
+                await start()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)
@@ -226,40 +268,67 @@ class Runner:
                 return
             try:
                 result = await self.spec.strategy.solve(_ProblemContext(self, problem))
-            except _ProblemOverBudget:
+            except BudgetSpent:
                 self.problems_over_budget.append(problem.id)  # left unsolved; the others go on
                 continue
             except Exception as exc:
                 if not isinstance(exc, _Stopped):
                     self._failure = self._failure or exc  # other workers take no new problem
                 raise
+            # n=0 marks an answer cut short by the problem's budget: a later run re-solves it (its
+            # stored samples are free) rather than taking it as done at this N
+            n = 0 if problem.id in self.problems_at_budget else self._n
             self.store.record_result(
-                self.run_id,
-                ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), self._n),
+                self.run_id, ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), n)
             )
 
     async def sample(
-        self, problem: Problem, step: str, n: int, messages: list[dict[str, str]], params: SamplingParams
+        self,
+        problem: Problem,
+        step: str,
+        n: int,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        role: str = "main",
+        partial: bool = False,
     ) -> list[SampleRecord]:
+        served = self._roles.get(role)
+        if served is None:
+            raise ValueError(f"step {step!r} asks for backend role {role!r}, which this run was not given")
         stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
         missing = [i for i in range(n) if i not in stored]
         reused = n - len(missing)
         if reused:
             self.progress.samples_reused += reused
-        chunks = _chunks(missing, self.backend.max_samples_per_request())
+        chunks = _chunks(missing, served.backend.max_samples_per_request())
         fresh = await asyncio.gather(
-            *(self._send(problem, step, chunk, messages, params) for chunk in chunks), return_exceptions=True
+            *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
         )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
+        over_budget = None
         for outcome in fresh:
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, _ProblemOverBudget) and partial:
+                over_budget = outcome
+            elif isinstance(outcome, BaseException):
                 raise outcome
-        for records in fresh:
-            for record in records:
-                stored[record.index] = record
-        return [stored[i] for i in range(n)]
+            else:
+                for record in outcome:
+                    stored[record.index] = record
+        got = [stored[i] for i in range(n) if i in stored]
+        if len(got) < n:
+            affordable = got[: next((k for k, s in enumerate(got) if s.index != k), len(got))]  # a prefix 0..m-1
+            if over_budget is not None and affordable:
+                return affordable
+            raise over_budget or _ProblemOverBudget()
+        return got
 
     async def _send(
-        self, problem: Problem, step: str, indices: list[int], messages: list[dict[str, str]], params: SamplingParams
+        self,
+        problem: Problem,
+        step: str,
+        indices: list[int],
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        served: _Served,
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -272,32 +341,35 @@ class Runner:
             top_p=params.top_p,
             seed=seed,
             stop=params.stop,
-            logprobs=params.logprobs,
+            logprobs=params.logprobs or params.top_logprobs > 0,
+            top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
         )
-        async with self._requests:
+        backend, price = served.backend, served.price
+        async with served.slots:
             if self._failure is not None or self.budget.exhausted:
                 raise _Stopped()
-            worst = self._worst_case(messages, len(indices), params.max_tokens)
+            worst = self._worst_case(messages, len(indices), params.max_tokens, served)
             own_budget = self._problem_budget(problem.id)
             own = own_budget.reserve(*worst)
             if own is None:
+                self.problems_at_budget.add(problem.id)
                 raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
             reservation = self.budget.reserve(*worst)
             if reservation is None:
                 own_budget.release(own)
                 raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
-            token = self.clock.start()
+            token = served.clock.start()
             try:
-                completions = await self.backend.generate(request)
+                completions = await backend.generate(request)
             except Exception as exc:
                 self._failure = self._failure or exc
                 # a failed request may still have used the machine; its tokens were not billed
-                machine = self.price.cost(0, 0, 0, self.clock.stop(token))
+                machine = price.cost(0, 0, 0, served.clock.stop(token))
                 self.budget.commit(reservation, machine, 0)
                 own_budget.commit(own, machine, 0)
                 raise
-            busy_s = self.clock.stop(token)
+            busy_s = served.clock.stop(token)
         checker = self.spec.task.checker
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
@@ -319,7 +391,7 @@ class Runner:
                     completion_tokens=completion.completion_tokens,
                     reasoning_tokens=completion.reasoning_tokens,
                     latency_s=completion.latency_s,
-                    cost_usd=self.price.cost(
+                    cost_usd=price.cost(
                         completion.prompt_tokens, completion.cached_prompt_tokens, completion.completion_tokens, busy
                     ),
                     seed=seed,
@@ -363,22 +435,22 @@ class Runner:
             self._problem_budgets[problem_id] = budget
         return self._problem_budgets[problem_id]
 
-    def _worst_case(self, messages: list[dict[str, str]], n: int, max_tokens: int) -> tuple[float, int]:
+    def _worst_case(self, messages: list[dict[str, str]], n: int, max_tokens: int, served: _Served) -> tuple[float, int]:
         """The most a request can cost (USD, tokens): see `infereco.budget`."""
         prompt = prompt_token_bound(messages)
         completion = n * max_tokens
         seconds = 0.0
-        if self.price.usd_per_hour > 0:
-            worst = getattr(self.backend, "worst_case_seconds", None)
+        if served.price.usd_per_hour > 0:
+            worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
-        return self.price.cost(prompt, 0, completion, seconds), prompt + completion
+        return served.price.cost(prompt, 0, completion, seconds), prompt + completion
 
 
 class _Stopped(Exception):
     """A request not sent because another one already failed for good, or the run's budget is spent."""
 
 
-class _ProblemOverBudget(_Stopped):
+class _ProblemOverBudget(_Stopped, BudgetSpent):
     """A request not sent because its problem's own budget cannot cover it."""
 
 

@@ -123,10 +123,19 @@ class OpenAIBackend:
             await self._client.aclose()
             self._client = None
 
+    def _path(self) -> str:
+        """Where requests go, relative to `base_url`."""
+        return "/chat/completions" if self.api == "chat" else "/completions"
+
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model}
         if self.api == "chat":
             body["messages"] = [dict(m) for m in request.messages]
+            if _prefill(request):
+                # continue the assistant's partial answer (step-level strategies): llama.cpp does so
+                # by itself; vLLM and SGLang need to be told, and leave out a new assistant header
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
         else:
             body["prompt"] = render_prompt(request.messages)
         body.update({
@@ -160,7 +169,7 @@ class OpenAIBackend:
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
-        url = f"{self.base_url}/chat/completions" if self.api == "chat" else f"{self.base_url}/completions"
+        url = self.base_url + self._path()
         body = self._body(request)
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
@@ -209,6 +218,9 @@ class OpenAIBackend:
             if not isinstance(text, str):
                 field = "message.content" if self.api == "chat" else "text"
                 raise BackendError(f"{url}: choices[{i}].{field} is not text")
+            prefill = _prefill(request)
+            if self.api == "chat" and prefill and text.startswith(prefill):
+                text = text[len(prefill) :]  # llama.cpp echoes the partial answer it continued
             texts.append(text)
             logprobs.append(_token_logprobs(choice.get("logprobs")))
         n = len(choices)
@@ -259,6 +271,12 @@ def render_prompt(messages: tuple[dict[str, str], ...] | list[dict[str, str]]) -
     return "\n\n".join(m.get("content", "") for m in messages if m.get("content")) + "\n"
 
 
+def _prefill(request: GenerationRequest) -> str:
+    """The partial answer a request asks the model to continue (a final assistant message), or ""."""
+    last = request.messages[-1] if request.messages else {}
+    return str(last.get("content") or "") if last.get("role") == "assistant" else ""
+
+
 def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     """Per-token logprobs of one choice in a common shape, from the chat or the completions format."""
     if not isinstance(lp, dict):
@@ -268,7 +286,14 @@ def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     tokens, values = lp.get("tokens"), lp.get("token_logprobs")
     if isinstance(tokens, list):  # completions: parallel lists
         values = values if isinstance(values, list) else [None] * len(tokens)
-        return [{"token": t, "logprob": v} for t, v in zip(tokens, values)]
+        tops = lp.get("top_logprobs") if isinstance(lp.get("top_logprobs"), list) else [None] * len(tokens)
+        out: list[dict[str, Any]] = []
+        for t, v, top in zip(tokens, values, tops + [None] * (len(tokens) - len(tops))):
+            entry: dict[str, Any] = {"token": t, "logprob": v}
+            if isinstance(top, dict):  # completions give {token: logprob}; chat gives a list of entries
+                entry["top_logprobs"] = [{"token": k, "logprob": x} for k, x in top.items()]
+            out.append(entry)
+        return out
     return None
 
 

@@ -8,6 +8,8 @@ what lets every strategy resume after a crash without paying twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +27,8 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    #: alternatives per token to return with logprobs (an LLM judge reads P(yes) from them)
+    top_logprobs: int = 0
 
 
 class SamplingContext(Protocol):
@@ -32,16 +36,39 @@ class SamplingContext(Protocol):
 
     problem: Problem
     checker: Checker
+    #: the run's sampling parameters (a step-level strategy adds its stop sequence to them)
+    params: SamplingParams
+    #: what ends one reasoning step in this task's solutions (see `Task.step_delimiter`)
+    step_delimiter: str
 
     def messages(self) -> list[dict[str, str]]:
         """The task's prompt for this problem."""
         ...
 
     async def sample(
-        self, step: str, n: int, messages: list[dict[str, str]] | None = None, params: SamplingParams | None = None
+        self,
+        step: str,
+        n: int,
+        messages: list[dict[str, str]] | None = None,
+        params: SamplingParams | None = None,
+        *,
+        role: str = "main",
+        partial: bool = False,
     ) -> list[SampleRecord]:
-        """Samples 0..n-1 of `step`: stored ones are reused, missing ones are generated and stored."""
+        """Samples 0..n-1 of `step`: stored ones are reused, missing ones are generated and stored.
+
+        `role` names the backend that serves the step: "main" (the model under test), or another
+        one the run was given (e.g. "judge" for an LLM verifier, "draft" for a speculative drafter).
+        Every step a strategy takes must have its own name, so that a step and its samples can be
+        looked up on resume. With `partial`, a problem budget that runs out part-way returns the
+        samples that were affordable (in index order, possibly fewer than n) instead of raising
+        `BudgetSpent`; it still raises when not even one sample is affordable.
+        """
         ...
+
+
+class BudgetSpent(Exception):
+    """The problem's own budget cannot pay for the samples asked for: finish with what you have."""
 
 
 @dataclass(frozen=True)
@@ -67,3 +94,13 @@ class Strategy(Protocol):
 
     async def solve(self, ctx: SamplingContext) -> StrategyResult:
         ...
+
+
+def content_key(*parts: Any) -> str:
+    """A short digest of what a step depends on (a prefix of steps, a text to judge).
+
+    Steps named by their content are a cache: the same prefix asked for twice, by two particles or
+    after a restart, is looked up instead of generated again.
+    """
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

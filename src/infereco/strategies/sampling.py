@@ -41,7 +41,7 @@ class RepeatedSampling:
         return {"name": self.name, "n": self.n}
 
     async def solve(self, ctx: SamplingContext) -> StrategyResult:
-        samples = await ctx.sample(STEP, self.n)
+        samples = await ctx.sample(STEP, self.n, partial=True)
         first = samples[0]
         return StrategyResult(first.answer, first.correct, {"correct_samples": sum(s.correct for s in samples)})
 
@@ -56,7 +56,7 @@ class MajorityVote:
         return {"name": self.name, "n": self.n}
 
     async def solve(self, ctx: SamplingContext) -> StrategyResult:
-        samples = await ctx.sample(STEP, self.n)
+        samples = await ctx.sample(STEP, self.n, partial=True)
         rng = random.Random(f"{self.seed}:{ctx.problem.id}")
         answer, votes = plurality(samples, rng)
         correct = answer is not None and any(s.correct for s in samples if s.answer == answer)
@@ -72,7 +72,7 @@ class OracleBestOfN:
         return {"name": self.name, "n": self.n}
 
     async def solve(self, ctx: SamplingContext) -> StrategyResult:
-        samples = await ctx.sample(STEP, self.n)
+        samples = await ctx.sample(STEP, self.n, partial=True)
         winner = next((s for s in samples if s.correct), samples[0])
         return StrategyResult(winner.answer, winner.correct, {"oracle": True})
 
@@ -84,11 +84,18 @@ STRATEGIES = {
     "bon": "best-of-N by a verifier's score (--verifier arithmetic|oracle)",
     "weighted": "weighted majority: the answer whose verifier scores sum highest",
     "bom": "Best-of-Majority: the best-scored answer among those at least 1/8 of samples agree on",
+    "beam": "step-level beam search: keep the N/M best partial solutions by process score, expand each M ways",
+    "pf": "particle filtering: N partial solutions resampled each step by softmax(process score / T)",
+    "epf": "entropic particle filtering: pf that raises T whenever the weights' entropy falls too low",
 }
 
 
-def make_strategy(name: str, n: int, seed: int = 0, verifier: str | None = None) -> Any:
-    """Build a strategy from its CLI name (verifier strategies take `verifier`, default arithmetic)."""
+def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **options: Any) -> Any:
+    """Build a strategy from its CLI name.
+
+    Verifier strategies take `verifier` (a name, a stored `describe()` dict, or a Verifier; default
+    arithmetic); step-level ones (beam, pf, epf) also take their `options` (see strategies.search).
+    """
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     key = name.strip().lower()
@@ -96,10 +103,13 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: str | None = None)
         from infereco.strategies.verified import BestOfMajority, BestOfN, WeightedMajority
         from infereco.verifiers import get_verifier
 
-        chosen = get_verifier(verifier or "arithmetic").name
         cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
                "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
-        return cls(n, chosen, seed)
+        return cls(n, get_verifier(verifier or "arithmetic"), seed)
+    if key in ("beam", "pf", "epf", "particle-filter", "entropic-pf"):
+        from infereco.strategies.search import make_search
+
+        return make_search(key, n, seed, verifier, **options)
     if key in ("repeated", "sample", "sampling"):
         return RepeatedSampling(n)
     if key in ("majority", "vote", "self-consistency"):

@@ -11,16 +11,17 @@ are broken by a seeded coin per problem.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infereco.records import SampleRecord
 from infereco.strategies.base import SamplingContext, StrategyResult
 from infereco.strategies.sampling import STEP
-from infereco.verifiers import get_verifier
+from infereco.verifiers import ArithmeticVerifier, Verifier
 
 
 def _pick(rng: random.Random, scored: dict[str, float]) -> str | None:
@@ -37,16 +38,16 @@ def _correct(samples: list[SampleRecord], answer: str | None) -> bool:
 @dataclass(frozen=True)
 class _Verified:
     n: int
-    verifier: str = "arithmetic"
+    verifier: Verifier = field(default_factory=ArithmeticVerifier)
     seed: int = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "n": self.n, "verifier": self.verifier}  # type: ignore[attr-defined]
+        return {"name": self.name, "n": self.n, "verifier": self.verifier.describe()}  # type: ignore[attr-defined]
 
     async def _scored(self, ctx: SamplingContext) -> tuple[list[SampleRecord], list[float], random.Random]:
-        samples = await ctx.sample(STEP, self.n)
-        check = get_verifier(self.verifier)
-        scores = [check.score_sample(s, ctx.problem) for s in samples]
+        # a problem budget that runs out part-way leaves fewer samples: select among those
+        samples = await ctx.sample(STEP, self.n, partial=True)
+        scores = list(await asyncio.gather(*(self.verifier.score(ctx, s.text) for s in samples)))
         return samples, scores, random.Random(f"{self.seed}:{ctx.problem.id}")
 
 

@@ -262,4 +262,5 @@ def arithmetic_task(level: int = 1, limit: int = 30, seed: int = 0) -> Task:
         checker=NumericChecker(),
         system_prompt=DEFAULT_SYSTEM_PROMPT,
         spec={"name": "arithmetic", "level": level, "limit": limit, "seed": seed},
+        step_delimiter="\n",
     )

@@ -42,6 +42,9 @@ class Task:
     checker: Checker
     system_prompt: str
     spec: dict[str, Any] = field(hash=False)
+    #: what ends one reasoning step, for step-level strategies (beam search, particle filtering):
+    #: a blank line by default; the arithmetic prompt asks for one line per calculation
+    step_delimiter: str = "\n\n"
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         """Chat messages for one problem: the task's system prompt, then the question."""
