@@ -21,7 +21,7 @@ from infereco.pool import SamplePool
 from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, genai_price, load_price_file
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
-from infereco.strategies import SamplingParams, make_strategy
+from infereco.strategies import SEARCH_STRATEGIES, SamplingParams, make_strategy
 from infereco.tasks import get_task
 
 
@@ -103,7 +103,54 @@ def make_backend(
             max_retries=max_retries,
             api=api,
         )
+    if kind == "reward":
+        from infereco.verifiers.reward_model import RewardModelBackend
+
+        if not base_url:
+            raise UserError("--verifier reward needs --reward-url (e.g. http://127.0.0.1:8000/pooling)")
+        return RewardModelBackend(base_url, model or "reward-model", api_key_env=api_key_env,
+                                  concurrency=concurrency or 8, timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
     raise UserError(f"--backend {backend!r} is unknown; choose llamacpp (embedded default) or openai")
+
+
+def make_roles(
+    strategy: Any,
+    main: Backend,
+    main_price: Price,
+    *,
+    judge_model: str | None = None,
+    judge_base_url: str | None = None,
+    reward_url: str | None = None,
+    reward_price: float | None = None,
+    prices: str | Path | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout_s: float = 600.0,
+    max_retries: int = 5,
+) -> dict[str, tuple[Backend, Price]]:
+    """The backends a strategy's verifier calls besides the main one, each with its price.
+
+    The judge is the model under test unless `judge_model` names another (an embedded model, or
+    with `judge_base_url` one on an OpenAI-compatible server). A reward model lives at `reward_url`
+    and needs `reward_price` (USD per 1M prompt tokens; 0 for your own free endpoint).
+    """
+    verifier = getattr(strategy, "verifier", None)
+    role = getattr(verifier, "role", None)
+    if role == "judge":
+        if judge_model is None and judge_base_url is None:
+            return {"judge": (main, main_price)}
+        kind = "openai" if judge_base_url else "llamacpp"
+        judge = make_backend(kind, model=judge_model, base_url=judge_base_url, api_key_env=api_key_env,
+                             timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
+        return {"judge": (judge, make_price(judge, prices=prices))}
+    if role == "reward":
+        rm = make_backend("reward", model=verifier.model, base_url=reward_url, api_key_env=api_key_env,  # type: ignore[union-attr]
+                          timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
+        if reward_price is None:
+            raise UserError("--verifier reward needs --reward-price (USD per 1M prompt tokens; 0 for a free endpoint)")
+        if reward_price < 0:
+            raise UserError(f"--reward-price must be >= 0, got {reward_price}")
+        return {"reward": (rm, Price(input_per_mtok=reward_price, source="flags"))}
+    return {}
 
 
 def make_price(
@@ -189,8 +236,19 @@ def run(
     budget_usd_per_problem: float | None = None,
     budget_tokens_per_problem: int | None = None,
     verifier: str | None = None,
+    judge_model: str | None = None,
+    judge_base_url: str | None = None,
+    reward_url: str | None = None,
+    reward_model: str | None = None,
+    reward_price: float | None = None,
+    search: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
+    """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
+
+    Verifier strategies (bon, weighted, bom, beam, pf, epf) take `verifier`: arithmetic, oracle,
+    judge (the model under test, or `judge_model` [at `judge_base_url`]) or reward (a served reward
+    model at `reward_url`, priced `reward_price` USD per 1M tokens). `search` holds the step-level
+    options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf).
 
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
@@ -203,8 +261,17 @@ def run(
         backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
         max_retries=max_retries, timeout_s=timeout_s, api=api,
     )
-    the_strategy = make_strategy(strategy, n, seed, verifier)  # flag errors first, before any price lookup
+    if verifier in ("judge", "reward"):
+        verifier_spec: Any = {"name": verifier, "model": judge_model if verifier == "judge" else reward_model or "reward-model"}
+    else:
+        verifier_spec = verifier
+    # flag errors first, before any price lookup
+    the_strategy = make_strategy(strategy, n, seed, verifier_spec, **(search or {}))
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
+    roles = make_roles(
+        the_strategy, the_backend, price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
+        reward_price=reward_price, prices=prices, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
+    )  # fmt: skip
     spec = RunSpec(
         task=the_task,
         strategy=the_strategy,
@@ -214,7 +281,7 @@ def run(
     )
     budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
     problem_budget = (budget_usd_per_problem, budget_tokens_per_problem)
-    return execute(spec, the_backend, store, price, progress, budget, problem_budget)
+    return execute(spec, the_backend, store, price, progress, budget, problem_budget, roles)
 
 
 def execute(
@@ -225,19 +292,21 @@ def execute(
     progress: Progress | None = None,
     budget: Budget | None = None,
     problem_budget: tuple[float | None, int | None] = (None, None),
+    roles: dict[str, tuple[Backend, Price]] | None = None,
 ) -> RunResult:
     """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
     for value, flag in zip(problem_budget, ("--budget-usd-per-problem", "--budget-tokens-per-problem")):
         if value is not None and value < 0:
             raise UserError(f"{flag} must be >= 0, got {value}")
     with Store(store) as db:
-        runner = Runner(spec, backend, db, price, progress, budget, problem_budget)
+        runner = Runner(spec, backend, db, price, progress, budget, problem_budget, roles)
 
         async def go() -> str:
             try:
                 return await runner.run()
             finally:
-                await backend.aclose()
+                for each in runner.backends:
+                    await each.aclose()
 
         run_id = asyncio.run(go())
         result = result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
@@ -271,7 +340,9 @@ def _efficiency(db: Store, run_id: str, config: dict[str, Any]) -> dict[str, Any
 def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
     from infereco.metrics import summarize
 
-    pool = db.load_pool(run_id)
+    config = db.run(run_id)["config"]
+    searched = (config.get("strategy") or {}).get("name") in SEARCH_STRATEGIES
+    pool = db.load_pool(run_id, outcomes=searched)  # a search's answers are its samples
     summary = summarize(pool)
     summary["label"] = pool.label
     summary["run_id"] = run_id
@@ -357,20 +428,21 @@ def spec_from_config(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> tuple[RunSpec, Backend, Price]:
-    """Rebuild a run's spec, backend and price from the config stored with it (for `--resume`).
+) -> tuple[RunSpec, Backend, Price, dict[str, tuple[Backend, Price]]]:
+    """Rebuild a run's spec, backend, price and other backend roles from its stored config (for `--resume`).
 
     `timeout_s` and `max_retries`, when given, replace the stored ones: they do not change the
     samples, and a run that failed on timeouts is resumed precisely with a longer `--timeout`.
     """
     try:
         task = get_task(**config["task"])
-        strat = config["strategy"]
+        strat = dict(config["strategy"])
+        name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
+        search = strat if name in SEARCH_STRATEGIES else {}
+        the_strategy = make_strategy(name, n, int(config.get("seed", 0)), verifier, **search)
         spec = RunSpec(
             task=task,
-            strategy=make_strategy(
-                strat["name"], int(strat.get("n", 1)), int(config.get("seed", 0)), strat.get("verifier")
-            ),
+            strategy=the_strategy,
             params=SamplingParams(**{**config["sampling"], "stop": tuple(config["sampling"].get("stop", ()))}),
             seed=int(config.get("seed", 0)),
             label=label,
@@ -390,9 +462,22 @@ def spec_from_config(
             api=full.get("api", "chat"),
         )
         price = Price(**config["price"])
+        roles = {}
+        for role, stored in (config.get("roles") or {}).items():
+            other = stored["backend"]
+            if other == full:  # the model under test in another role (e.g. judging itself)
+                roles[role] = (backend, price)
+                continue
+            roles[role] = (make_backend(
+                other["kind"], model=other.get("model"), base_url=other.get("base_url"),
+                api_key_env=other.get("api_key_env", "OPENAI_API_KEY"), concurrency=other.get("concurrency"),
+                max_n=other.get("max_n"), slots=int(other.get("slots", 16)), threads=other.get("threads"),
+                timeout_s=float(timeout_s if timeout_s is not None else other.get("timeout_s", 600.0)),
+                max_retries=5 if max_retries is None else max_retries, api=other.get("api", "chat"),
+            ), Price(**stored["price"]))  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"stored run config is incomplete or from another version ({exc}); rerun with full flags") from None
-    return spec, backend, price
+    return spec, backend, price, roles
 
 
 def resume(
@@ -416,8 +501,8 @@ def resume(
             stored = db.latest_unfinished()
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
-    spec, backend, price = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
-    return execute(spec, backend, store, price, progress, budget, problem_budget)
+    spec, backend, price, roles = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
+    return execute(spec, backend, store, price, progress, budget, problem_budget, roles)
 
 
 from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)

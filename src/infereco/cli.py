@@ -105,9 +105,20 @@ def run(
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
     data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
     task_seed: Annotated[int, typer.Option(help="seed of the generated arithmetic problems")] = 0,
-    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n, bon, weighted, bom")] = "majority",
-    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom: arithmetic (default) or oracle")] = None,
-    n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,
+    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n, bon, weighted, bom, beam, pf, epf")] = "majority",
+    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom/beam/pf/epf: arithmetic (default), oracle, judge, reward")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="--verifier judge: the judging model (default: the model under test)")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(help="--verifier judge: an OpenAI-compatible server for --judge-model")] = None,
+    reward_url: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's endpoint, e.g. http://127.0.0.1:8000/pooling")] = None,
+    reward_model: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's name on its server")] = None,
+    reward_price: Annotated[Optional[float], typer.Option(help="--verifier reward: USD per 1M prompt tokens (0 for a free endpoint)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="beam/pf/epf: most reasoning steps per solution (default 10)")] = None,
+    step_delimiter: Annotated[Optional[str], typer.Option(help="beam/pf/epf: what ends a step (default: the task's; a blank line)")] = None,
+    beam_width: Annotated[Optional[int], typer.Option(help="beam: M, ways each kept beam is extended (N/M kept; default 4)")] = None,
+    pf_temperature: Annotated[Optional[float], typer.Option(help="pf/epf: softmax temperature over process scores (default 0.3)")] = None,
+    entropy_floor: Annotated[Optional[float], typer.Option(help="epf: anneal when the weights' normalised entropy falls below (default 0.5)")] = None,
+    pf_argmax: Annotated[bool, typer.Option("--pf-argmax", help="pf/epf: answer with the best-weighted particle, not a weighted draw")] = False,
+    n: Annotated[int, typer.Option("--n", help="samples (beams, particles) per problem")] = 16,
     backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")] = None,
@@ -165,9 +176,23 @@ def run(
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
                 budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
-                verifier=verifier,
+                verifier=verifier, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
+                reward_model=reward_model, reward_price=reward_price,
+                search=_search_options(max_steps, step_delimiter, beam_width, pf_temperature, entropy_floor, pf_argmax),
             )  # fmt: skip
     _show(result, as_json, out_dir)
+
+
+def _search_options(
+    max_steps: int | None, delimiter: str | None, width: int | None, temperature: float | None,
+    entropy_floor: float | None, argmax: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The step-level search flags that were given (the rest keep the strategy's defaults)."""
+    given = {"max_steps": max_steps, "delimiter": delimiter, "width": width, "temperature": temperature,
+             "entropy_floor": entropy_floor, "argmax": argmax or None}  # fmt: skip
+    if delimiter is not None:
+        given["delimiter"] = delimiter.encode().decode("unicode_escape")  # "\n" on a command line means a newline
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @app.command()

@@ -61,9 +61,11 @@ class RunSpec:
 
     def run_id(self, backend: Backend) -> str:
         ident = self.identity(backend)
-        # N is left out: the same config with a larger N extends the same pool of samples (samples
-        # 0..N-1 are identical either way), so going from N=16 to N=32 pays for 16 more, not 32.
-        ident["strategy"] = {k: v for k, v in ident["strategy"].items() if k != "n"}
+        # N is left out of strategies that draw one pool of samples: the same config with a larger
+        # N extends it (samples 0..N-1 are identical either way), so going from N=16 to N=32 pays
+        # for 16 more, not 32. A search (beam, particles) at another N is another experiment.
+        if getattr(self.strategy, "extends_pool", True):
+            ident["strategy"] = {k: v for k, v in ident["strategy"].items() if k != "n"}
         return stable_hash(ident)
 
     def default_label(self, backend: Backend) -> str:

@@ -260,8 +260,15 @@ class Store:
             "busy_s": req[4],
         }
 
-    def load_pool(self, run_id: str, step: str = "sample", label: str | None = None) -> SamplePool:
-        """All samples of one step of a run as dense arrays (see `SamplePool`)."""
+    def load_pool(
+        self, run_id: str, step: str = "sample", label: str | None = None, *, outcomes: bool = False
+    ) -> SamplePool:
+        """All samples of one step of a run as dense arrays (see `SamplePool`).
+
+        With `outcomes`, each problem's one "sample" is the strategy's final answer, carrying
+        everything the problem cost (every step and verifier call): the pool of a search
+        strategy (beam, particles), whose steps are not interchangeable samples.
+        """
         run = self.run(run_id)
         run_id = run["run_id"]
         problem_rows = self.conn.execute(
@@ -269,11 +276,16 @@ class Store:
         ).fetchall()
         problem_ids = [r[0] for r in problem_rows]
         by_problem: dict[str, list[tuple[Any, ...]]] = {pid: [] for pid in problem_ids}
-        for row in self.conn.execute(
+        query = (
+            "SELECT r.problem_id, 0, r.answer, COALESCE(r.correct, 0), COALESCE(SUM(q.cost_usd), 0), "
+            "COALESCE(SUM(q.prompt_tokens), 0), COALESCE(SUM(q.completion_tokens), 0), COALESCE(SUM(q.latency_s), 0) "
+            "FROM results r LEFT JOIN requests q ON q.run_id = r.run_id AND q.problem_id = r.problem_id "
+            "WHERE r.run_id=? GROUP BY r.problem_id ORDER BY r.problem_id"
+            if outcomes else
             "SELECT problem_id, sample_index, answer, correct, cost_usd, prompt_tokens, completion_tokens, latency_s "
-            "FROM samples WHERE run_id=? AND step=? ORDER BY problem_id, sample_index",
-            (run_id, step),
-        ):
+            "FROM samples WHERE run_id=? AND step=? ORDER BY problem_id, sample_index"
+        )  # fmt: skip
+        for row in self.conn.execute(query, (run_id,) if outcomes else (run_id, step)):
             by_problem.setdefault(row[0], []).append(row)
         kept = [pid for pid in problem_ids if by_problem.get(pid)]
         width = max((len(by_problem[pid]) for pid in kept), default=0)

@@ -1,7 +1,7 @@
 """Inference-time scaling strategies (one module each)."""
 
 from infereco.strategies.base import SamplingContext, SamplingParams, Strategy, StrategyResult
-from infereco.strategies.sampling import STRATEGIES, MajorityVote, OracleBestOfN, RepeatedSampling, make_strategy
+from infereco.strategies.sampling import SEARCH_STRATEGIES, STRATEGIES, MajorityVote, OracleBestOfN, RepeatedSampling, make_strategy
 
 __all__ = [
     "SamplingContext",
@@ -9,6 +9,7 @@ __all__ = [
     "Strategy",
     "StrategyResult",
     "STRATEGIES",
+    "SEARCH_STRATEGIES",
     "MajorityVote",
     "OracleBestOfN",
     "RepeatedSampling",

@@ -90,6 +90,10 @@ STRATEGIES = {
 }
 
 
+#: step-level searches: each N is its own experiment, and a problem's answer is its one outcome
+SEARCH_STRATEGIES = ("beam", "pf", "epf")
+
+
 def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **options: Any) -> Any:
     """Build a strategy from its CLI name.
 
@@ -106,7 +110,7 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **opti
         cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
                "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
         return cls(n, get_verifier(verifier or "arithmetic"), seed)
-    if key in ("beam", "pf", "epf", "particle-filter", "entropic-pf"):
+    if key in (*SEARCH_STRATEGIES, "particle-filter", "entropic-pf"):
         from infereco.strategies.search import make_search
 
         return make_search(key, n, seed, verifier, **options)

@@ -28,7 +28,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from infereco.checkers import states_final_answer
 from infereco.errors import UserError
@@ -140,7 +140,7 @@ async def particle_filter(
     n: int,
     max_steps: int,
     rng: random.Random,
-    temperature: float = 0.1,
+    temperature: float = 0.3,
     entropy_floor: float | None = None,
     argmax: bool = False,
 ) -> SearchOutcome:
@@ -220,6 +220,8 @@ class _StepSearch:
     max_steps: int = 10
     #: None: the task's own (a blank line by default, one line for arithmetic)
     delimiter: str | None = None
+    #: each N is its own search (and its own run), not a larger pool of the same samples
+    extends_pool: ClassVar[bool] = False
 
     def describe(self) -> dict[str, Any]:
         own = {k: v for k, v in self.__dict__.items() if k not in ("n", "verifier", "seed", "name")}
@@ -254,7 +256,9 @@ class BeamSearch(_StepSearch):
 
 @dataclass(frozen=True)
 class ParticleFilter(_StepSearch):
-    temperature: float = 0.1
+    #: softmax temperature over process scores in [0, 1]; 0.3 weighs a sure-right step 28x a sure-wrong
+    #: one (on the synthetic tree it degraded least as verifier noise grew: docs/strategies.md)
+    temperature: float = 0.3
     argmax: bool = False
     #: the entropic variant's floor on the weights' normalised entropy; None = plain particle filtering
     entropy_floor: float | None = None
