@@ -83,7 +83,7 @@ def make_backend(
         from infereco.backends.llamacpp import LlamaCppBackend
 
         n_slots = max_n or slots
-        return LlamaCppBackend(model, slots=n_slots, threads=threads, timeout_s=timeout_s)
+        return LlamaCppBackend(model, slots=n_slots, threads=threads, timeout_s=timeout_s, concurrency=concurrency or 2)
     if kind == "openai":
         from infereco.backends.openai import OpenAIBackend
 
@@ -503,6 +503,61 @@ def resume(
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price, roles = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
     return execute(spec, backend, store, price, progress, budget, problem_budget, roles)
+
+
+def sweep(
+    task: str = "arithmetic",
+    *,
+    strategies: Sequence[str] = ("majority", "bon", "weighted", "bom", "beam", "pf"),
+    budgets: Sequence[int] = (1, 2, 4, 8),
+    store: str | Path = "infereco.db",
+    out_dir: str | Path | None = None,
+    on_point: Any = None,
+    **run_options: Any,
+) -> list[Any]:
+    """Run every strategy at every budget N on one task and compare them by accuracy against full cost.
+
+    Mirrors `infereco sweep`; `run_options` are `run`'s (level, limit, backend, verifier, ...).
+    Returns a `SweepPoint` per (strategy, N); with `out_dir`, writes sweep.png and sweep.json.
+    `on_point(point)` is called as each point is done (a progress display).
+    """
+    import json
+
+    from infereco.sweep import SweepPoint, plot_sweep, point_cost
+
+    names = [s.strip().lower() for s in strategies if s.strip()]
+    ns = sorted(set(budgets))
+    if not names:
+        raise UserError("--strategies is empty; give e.g. majority,bon,pf")
+    if not ns or ns[0] < 1:
+        raise UserError(f"--budgets must be integers >= 1, got {list(budgets)}")
+    for name in names:  # an unknown name fails before the first sample is paid for
+        make_strategy(name, 1)
+    points = []
+    for name in names:
+        for n in ns:  # increasing N: a pooled strategy's run grows by the new samples only
+            result = run(task, strategy=name, n=n, store=store, **run_options)
+            acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+            with Store(store) as db:
+                cost = point_cost(db, result.run_id, n, pooled=name not in SEARCH_STRATEGIES)
+            point = SweepPoint(
+                strategy=name, n=n, run_id=result.run_id, problems=int(result.summary.get("n_problems", 0)),
+                accuracy=acc["mean"], accuracy_lo=acc["lo"], accuracy_hi=acc["hi"],
+                usd_per_problem=cost["usd"], tokens_per_problem=cost["tokens"],
+                completion_tokens_per_problem=cost["completion"], busy_s_per_problem=cost["busy_s"],
+                verifier_usd_per_problem=cost["verifier_usd"],
+            )  # fmt: skip
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
+    if out_dir is not None:
+        out = Path(out_dir)
+        with _writing("--out", out):
+            out.mkdir(parents=True, exist_ok=True)
+            title = f"{task} L{run_options.get('level', 1)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
+            plot_sweep(points, out / "sweep.png", title)
+            (out / "sweep.json").write_text(json.dumps([p.as_dict() for p in points], indent=2))
+    return points
 
 
 from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)

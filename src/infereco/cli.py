@@ -14,6 +14,7 @@ from typer._click import exceptions as click_exc
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from infereco import api
 from infereco.errors import UserError
@@ -123,7 +124,7 @@ def run(
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")] = None,
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
-    concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (openai backend)")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (default: 2 embedded, 8 openai)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
     max_retries: Annotated[int, typer.Option(help="retries of a failed request (openai backend)")] = 5,
     timeout: Annotated[float, typer.Option(help="seconds one request may take before it counts as failed")] = 600.0,
@@ -243,6 +244,67 @@ def report(
 
 
 @app.command()
+def sweep(
+    task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
+    level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,
+    limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = 20,
+    data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
+    strategies: Annotated[str, typer.Option(help="comma-separated: majority, bon, weighted, bom, beam, pf, epf, ...")] = "majority,bon,weighted,bom,beam,pf",
+    budgets: Annotated[str, typer.Option(help="comma-separated N (samples, beams or particles per problem)")] = "1,2,4,8",
+    verifier: Annotated[Optional[str], typer.Option(help="arithmetic (default), oracle, judge, reward")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="--verifier judge: the judging model (default: the model under test)")] = None,
+    backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
+    model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")] = None,
+    max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (default: 2 embedded, 8 openai)")] = None,
+    input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
+    output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
+    usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
+    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample (per step for beam/pf)")] = 256,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    store: Annotated[Path, typer.Option(help="SQLite sample store")] = Path("infereco.db"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="write sweep.png and sweep.json here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the points as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
+) -> None:
+    """Run several strategies at several budgets and compare accuracy against full cost (verifier calls included).
+
+    Example: infereco sweep --level 3 --limit 20 --strategies majority,bon,weighted,bom,beam,pf --budgets 1,2,4,8 --out sweep/
+    """
+    try:
+        ns = [int(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--budgets must be comma-separated integers, got {budgets!r}") from None
+
+    def show(p: Any) -> None:
+        if not quiet and not as_json:
+            console.print(f"{p.strategy} N={p.n}: accuracy {p.accuracy:.2f}, ${p.usd_per_problem:.3g}/problem, "
+                          f"{p.tokens_per_problem:.0f} tokens/problem", highlight=False)  # fmt: skip
+
+    points = api.sweep(
+        task, strategies=strategies.split(","), budgets=ns, store=store, out_dir=out_dir, on_point=show,
+        level=level, limit=limit, data=data, verifier=verifier, judge_model=judge_model, backend=backend, model=model,
+        base_url=base_url, max_n=max_n, concurrency=concurrency, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
+        max_tokens=max_tokens, seed=seed,
+    )  # fmt: skip
+    if as_json:
+        out.print_json(data=[p.as_dict() for p in points])
+        return
+    table = Table(title="Accuracy against cost per problem (verifier calls included)", title_justify="left")
+    for col in ("strategy", "N", "accuracy [95% CI]", "$/problem", "verifier $/problem", "tokens/problem", "$/correct"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for p in points:
+        per_correct = f"${p.usd_per_problem / p.accuracy:.3g}" if p.accuracy > 0 else "–"
+        table.add_row(p.strategy, str(p.n), f"{p.accuracy:.2f} [{p.accuracy_lo:.2f}, {p.accuracy_hi:.2f}]",
+                      f"${p.usd_per_problem:.3g}", f"${p.verifier_usd_per_problem:.3g}", f"{p.tokens_per_problem:,.0f}",
+                      per_correct)  # fmt: skip
+    out.print(table)
+    if out_dir is not None:
+        console.print(f"wrote {out_dir / 'sweep.png'} and {out_dir / 'sweep.json'}", highlight=False)
+
+
+@app.command()
 def tasks() -> None:
     """List the built-in tasks.
 
@@ -305,7 +367,6 @@ def plan(
 
     Example: infereco plan --target-loss 2.0 --inference-tokens 1e12
     """
-    from rich.table import Table
 
     p = api.plan(
         target_loss, inference_tokens, E=E, A=A, B=B, alpha=alpha, beta=beta,
@@ -347,7 +408,6 @@ def frontier(
 
     Example: infereco frontier runs.db --human-cost 2.50 --out frontier/
     """
-    from rich.table import Table
 
     from infereco import report as rep
     from infereco.cost_frontier import by_task, contributions, frontier as best_option, options_from_summaries
@@ -414,7 +474,6 @@ def verifier_limits(
 
     Example: infereco verifier-limits runs.db --run a084 --penalty 0 --penalty 1
     """
-    from rich.table import Table
 
     from infereco import report as rep
 
@@ -454,7 +513,6 @@ def allocate(
 
     Evaluated offline on a stored pool (no model is called). Example: infereco allocate runs.db --budget 4 --budget 8
     """
-    from rich.table import Table
 
     from infereco import report as rep
     from infereco.allocation import allocation_curve

@@ -184,8 +184,12 @@ class LlamaCppBackend:
         ctx_per_slot: int = 1024,
         threads: int | None = None,
         timeout_s: float = 600.0,
+        concurrency: int = 2,
     ) -> None:
         self.model, self.model_path = resolve_model(model)
+        # one request fills the slots with n samples; a second keeps them busy between requests.
+        # Step-level searches send many small requests (one per distinct prefix): more help there.
+        self._concurrency = max(1, concurrency)
         self.server = LlamaServer(self.model_path, slots=slots, ctx_per_slot=ctx_per_slot, threads=threads)
         self._client: OpenAIBackend | None = None
         self._timeout_s = timeout_s
@@ -202,7 +206,7 @@ class LlamaCppBackend:
         return 3 * self._timeout_s + 2 * 30.0 * 4 + 120.0
 
     def max_concurrency(self) -> int:
-        return 2  # one request fills the slots with n samples; a second keeps them busy between requests
+        return self._concurrency
 
     async def start(self) -> None:
         async with self._lock:
