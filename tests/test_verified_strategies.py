@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,49 @@ def test_oracle_best_of_n_is_right_whenever_any_sample_is(tmp_path: Path) -> Non
 def test_unknown_verifier_is_a_one_line_input_error() -> None:
     with pytest.raises(UserError, match="--verifier 'psychic'"):
         make_strategy("bon", 4, verifier="psychic")
+
+
+class _TableVerifier:
+    """Scores a solution by a fixed table of answers: a reward model with a known bias."""
+
+    name = "table"
+    role = None
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name}
+
+    async def score(self, ctx: object, text: str) -> float:
+        return self.table[text]
+
+    async def score_steps(self, ctx: object, steps: list[str]) -> float:
+        raise NotImplementedError
+
+
+def _draws(n: int, seed: int) -> list[tuple[str, str, bool]]:
+    """n answers: right 50%, a common wrong one 45%, a rare wrong one 5% (the text is the answer)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        u = rng.random()
+        answer = "11" if u < 0.5 else ("12" if u < 0.95 else "7")
+        out.append((answer, answer, answer == "11"))
+    return out
+
+
+def test_best_of_n_falls_with_n_under_a_reward_model_that_likes_a_rare_wrong_answer_and_bom_does_not() -> None:
+    verifier = _TableVerifier({"11": 0.8, "12": 0.3, "7": 0.95})  # the rare wrong answer scores highest
+
+    def accuracy(cls: type, n: int) -> float:
+        strategy = cls(n, verifier, 0)
+        right = [asyncio.run(strategy.solve(_Ctx(_draws(n, seed)))).correct for seed in range(400)]
+        return sum(right) / len(right)
+
+    bon = {n: accuracy(BestOfN, n) for n in (1, 4, 16, 64)}
+    bom = {n: accuracy(BestOfMajority, n) for n in (1, 4, 16, 64)}
+    # past a few samples, more samples are more chances to meet the trap: 0.95^N of escaping it
+    assert bon[4] > bon[16] > bon[64] and bon[64] < 0.1
+    # BoM keeps only answers at least 1/8 of the samples agree on: with N the trap falls under that
+    assert bom[64] > bom[16] > bom[4] - 0.03 and bom[64] > 0.9

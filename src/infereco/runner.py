@@ -203,6 +203,7 @@ class Runner:
         #: (max USD, max tokens) for each problem; None = unlimited
         self.problem_budget = problem_budget
         self._problem_budgets: dict[str, Budget] = {}
+        self._step_locks: dict[str, dict[str, asyncio.Lock]] = {}  # per problem while it is being solved
         #: problems whose own budget ran out: answered from what was affordable, or left unsolved
         self.problems_at_budget: set[str] = set()
         self.problems_over_budget: list[str] = []  # the unsolved ones
@@ -277,6 +278,8 @@ class Runner:
                 if not isinstance(exc, _Stopped):
                     self._failure = self._failure or exc  # other workers take no new problem
                 raise
+            finally:
+                self._step_locks.pop(problem.id, None)
             # n=0 marks an answer cut short by the problem's budget: a later run re-solves it (its
             # stored samples are free) rather than taking it as done at this N
             n = 0 if problem.id in self.problems_at_budget else self._n
@@ -297,6 +300,22 @@ class Runner:
         served = self._roles.get(role)
         if served is None:
             raise ValueError(f"step {step!r} asks for backend role {role!r}, which this run was not given")
+        # one caller at a time per step: a second asking for the same step (two equal candidates
+        # judged at once) waits and then finds the first one's samples stored, instead of paying again
+        lock = self._step_locks.setdefault(problem.id, {}).setdefault(step, asyncio.Lock())
+        async with lock:
+            return await self._sample(problem, step, n, messages, params, served, partial)
+
+    async def _sample(
+        self,
+        problem: Problem,
+        step: str,
+        n: int,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        served: _Served,
+        partial: bool,
+    ) -> list[SampleRecord]:
         stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
         missing = [i for i in range(n) if i not in stored]
         reused = n - len(missing)

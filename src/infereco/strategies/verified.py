@@ -47,7 +47,9 @@ class _Verified:
     async def _scored(self, ctx: SamplingContext) -> tuple[list[SampleRecord], list[float], random.Random]:
         # a problem budget that runs out part-way leaves fewer samples: select among those
         samples = await ctx.sample(STEP, self.n, partial=True)
-        scores = list(await asyncio.gather(*(self.verifier.score(ctx, s.text) for s in samples)))
+        texts = list(dict.fromkeys(s.text for s in samples))  # equal solutions are scored once
+        by_text = dict(zip(texts, await asyncio.gather(*(self.verifier.score(ctx, t) for t in texts)), strict=True))
+        scores = [by_text[s.text] for s in samples]
         return samples, scores, random.Random(f"{self.seed}:{ctx.problem.id}")
 
 
