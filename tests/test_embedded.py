@@ -7,6 +7,7 @@ under a minute on 2 cores.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -135,3 +136,32 @@ def test_openai_backend_against_a_real_llamacpp_server_counts_every_choice(tmp_p
         assert abs(result.totals["cost_usd"] - expected_cost) < 1e-12
     finally:
         server.stop()
+
+
+def test_particle_filtering_on_the_embedded_model_continues_its_own_steps(tmp_path: Path) -> None:
+    db = tmp_path / "pf.db"
+    result = infereco.run("arithmetic", level=3, limit=2, strategy="pf", n=3, max_tokens=40, store=db,
+                          search={"max_steps": 5})  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        steps = [r[0] for r in conn.execute("SELECT step FROM requests")]
+        infos = [r[0] for r in conn.execute("SELECT info_json FROM results")]
+    assert any(s.startswith("step/1/") for s in steps)  # a second step continued a stored first one
+    solutions = [json.loads(i)["solution"] for i in infos]
+    assert all(s.count("\n") >= 1 for s in solutions), solutions  # one line per step, joined back
+    assert result.totals["problems_done"] == 2 and result.totals["cost_usd"] > 0
+
+
+def test_the_embedded_model_judges_candidates_by_its_yes_logprob(tmp_path: Path) -> None:
+    db = tmp_path / "judge.db"
+    result = infereco.run("arithmetic", level=1, limit=1, strategy="bon", n=2, max_tokens=40, store=db, verifier="judge")
+    with sqlite3.connect(db) as conn:
+        judged = conn.execute(
+            "SELECT s.logprobs_json, q.cost_usd FROM samples s JOIN requests q ON q.request_key = s.request_key "
+            "WHERE s.step LIKE 'judge/outcome/%'"
+        ).fetchall()
+    assert judged and all(cost > 0 for _, cost in judged)  # each judgement is a priced request
+    from infereco.verifiers.judge import p_yes
+
+    scores = [p_yes(json.loads(lp)) for lp, _ in judged]
+    assert all(0.0 <= s <= 1.0 for s in scores) and any(s != 0.5 for s in scores)  # yes/no among the top tokens
+    assert result.totals["problems_done"] == 1

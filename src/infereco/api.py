@@ -122,6 +122,7 @@ def make_roles(
     judge_base_url: str | None = None,
     reward_url: str | None = None,
     reward_price: float | None = None,
+    draft_base_url: str | None = None,
     prices: str | Path | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     timeout_s: float = 600.0,
@@ -133,8 +134,36 @@ def make_roles(
     with `judge_base_url` one on an OpenAI-compatible server). A reward model lives at `reward_url`
     and needs `reward_price` (USD per 1M prompt tokens; 0 for your own free endpoint).
     """
+    roles: dict[str, tuple[Backend, Price]] = {}
+    generator = getattr(strategy, "generator", None)
+    if generator:  # speculative steps: the drafter is a backend of its own
+        kind = "openai" if draft_base_url else "llamacpp"
+        draft = make_backend(kind, model=generator.get("draft_model"), base_url=draft_base_url, api_key_env=api_key_env,
+                             timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
+        roles["draft"] = (draft, make_price(draft, prices=prices))
     verifier = getattr(strategy, "verifier", None)
     role = getattr(verifier, "role", None)
+    return roles | _verifier_roles(
+        role, verifier, main, main_price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
+        reward_price=reward_price, prices=prices, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
+    )  # fmt: skip
+
+
+def _verifier_roles(
+    role: str | None,
+    verifier: Any,
+    main: Backend,
+    main_price: Price,
+    *,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    reward_url: str | None,
+    reward_price: float | None,
+    prices: str | Path | None,
+    api_key_env: str,
+    timeout_s: float,
+    max_retries: int,
+) -> dict[str, tuple[Backend, Price]]:
     if role == "judge":
         if judge_model is None and judge_base_url is None:
             return {"judge": (main, main_price)}
@@ -242,13 +271,19 @@ def run(
     reward_model: str | None = None,
     reward_price: float | None = None,
     search: dict[str, Any] | None = None,
+    draft_model: str | None = None,
+    draft_base_url: str | None = None,
+    accept_threshold: float = 7.0,
 ) -> RunResult:
     """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
 
     Verifier strategies (bon, weighted, bom, beam, pf, epf) take `verifier`: arithmetic, oracle,
     judge (the model under test, or `judge_model` [at `judge_base_url`]) or reward (a served reward
     model at `reward_url`, priced `reward_price` USD per 1M tokens). `search` holds the step-level
-    options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf).
+    options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf), and
+    for adaptive: round_size, rule ("beta" or "margin"), confidence, margin. With `draft_model`,
+    steps are speculative: that model drafts each one and the model under test rates it, keeping
+    drafts rated >= `accept_threshold` (0-9) and rewriting the rest (majority, beam, pf, epf).
 
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
@@ -266,11 +301,17 @@ def run(
     else:
         verifier_spec = verifier
     # flag errors first, before any price lookup
-    the_strategy = make_strategy(strategy, n, seed, verifier_spec, **(search or {}))
+    options = dict(search or {})
+    if draft_model is not None:
+        if not 0 <= accept_threshold <= 9:
+            raise UserError(f"--accept-threshold must be in [0, 9], got {accept_threshold}")
+        options["generator"] = {"draft_model": draft_model, "threshold": accept_threshold}
+    the_strategy = make_strategy(strategy, n, seed, verifier_spec, **options)
     price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
     roles = make_roles(
         the_strategy, the_backend, price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
-        reward_price=reward_price, prices=prices, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
+        reward_price=reward_price, draft_base_url=draft_base_url, prices=prices, api_key_env=api_key_env,
+        timeout_s=timeout_s, max_retries=max_retries,
     )  # fmt: skip
     spec = RunSpec(
         task=the_task,
@@ -438,7 +479,8 @@ def spec_from_config(
         task = get_task(**config["task"])
         strat = dict(config["strategy"])
         name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
-        search = strat if name in SEARCH_STRATEGIES else {}
+        search = strat if name in (*SEARCH_STRATEGIES, "adaptive") else {}
+        search.pop("stepwise", None)
         the_strategy = make_strategy(name, n, int(config.get("seed", 0)), verifier, **search)
         spec = RunSpec(
             task=task,

@@ -87,11 +87,13 @@ STRATEGIES = {
     "beam": "step-level beam search: keep the N/M best partial solutions by process score, expand each M ways",
     "pf": "particle filtering: N partial solutions resampled each step by softmax(process score / T)",
     "epf": "entropic particle filtering: pf that raises T whenever the weights' entropy falls too low",
+    "adaptive": "majority (weighted with --verifier) over samples drawn in rounds until the vote converges, at most N",
+    "spec-majority": "majority over N step-wise chains whose steps a small model drafts and the target rates",
 }
 
 
 #: step-level searches: each N is its own experiment, and a problem's answer is its one outcome
-SEARCH_STRATEGIES = ("beam", "pf", "epf")
+SEARCH_STRATEGIES = ("beam", "pf", "epf", "spec-majority")
 
 
 def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **options: Any) -> Any:
@@ -110,10 +112,19 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **opti
         cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
                "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
         return cls(n, get_verifier(verifier or "arithmetic"), seed)
-    if key in (*SEARCH_STRATEGIES, "particle-filter", "entropic-pf"):
+    if key in ("beam", "pf", "epf", "particle-filter", "entropic-pf"):
         from infereco.strategies.search import make_search
 
         return make_search(key, n, seed, verifier, **options)
+    if key == "spec-majority" or (key in ("majority", "vote") and options.get("generator")):
+        from infereco.strategies.speculative import StepwiseVote
+
+        allowed = {k: v for k, v in options.items() if k in ("max_steps", "delimiter", "generator") and v is not None}
+        return StepwiseVote(n, seed, **allowed)
+    if key == "adaptive":
+        from infereco.strategies.adaptive import make_adaptive
+
+        return make_adaptive(n, seed, verifier, **options)
     if key in ("repeated", "sample", "sampling"):
         return RepeatedSampling(n)
     if key in ("majority", "vote", "self-consistency"):

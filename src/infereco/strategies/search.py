@@ -42,6 +42,9 @@ class Partial:
 
     steps: tuple[str, ...] = ()
     done: bool = False
+    #: which model wrote each step ("main", or "draft" for an accepted speculative draft); not
+    #: part of equality: the same text is the same state whoever wrote it
+    authors: tuple[str, ...] = field(default=(), compare=False)
 
 
 class StepEnv(Protocol):
@@ -190,19 +193,25 @@ class ModelSteps:
         self.max_steps = max_steps
         self.params = replace(params, stop=(delimiter,))
 
-    async def expand(self, partial: Partial, m: int) -> list[Partial]:
+    def messages(self, partial: Partial) -> list[dict[str, str]]:
+        """The task's prompt, and the steps so far as the assistant's partial answer to continue."""
         messages = self.ctx.messages()
-        if partial.steps:  # the model continues its own partial answer
+        if partial.steps:
             messages = messages + [{"role": "assistant", "content": self.delimiter.join(partial.steps) + self.delimiter}]
+        return messages
+
+    def grow(self, partial: Partial, text: str, finish_reason: str | None, author: str = "main") -> Partial:
+        """The partial solution one generated step longer, finished if that step ends it."""
+        text = text.strip()
+        steps = partial.steps + ((text,) if text else ())
+        done = (not text or states_final_answer(text) or finish_reason == "length"
+                or len(steps) >= self.max_steps)  # fmt: skip
+        return Partial(steps, done, partial.authors + ((author,) if text else ()))
+
+    async def expand(self, partial: Partial, m: int) -> list[Partial]:
         step = f"step/{len(partial.steps)}/{content_key(partial.steps)}"
-        out = []
-        for record in await self.ctx.sample(step, m, messages, self.params):
-            text = record.text.strip()
-            steps = partial.steps + ((text,) if text else ())
-            done = (not text or states_final_answer(text) or record.finish_reason == "length"
-                    or len(steps) >= self.max_steps)  # fmt: skip
-            out.append(Partial(steps, done))
-        return out
+        records = await self.ctx.sample(step, m, self.messages(partial), self.params)
+        return [self.grow(partial, r.text, r.finish_reason) for r in records]
 
     async def score(self, partial: Partial) -> float:
         return await self.verifier.score_steps(self.ctx, list(partial.steps))
@@ -220,6 +229,8 @@ class _StepSearch:
     max_steps: int = 10
     #: None: the task's own (a blank line by default, one line for arithmetic)
     delimiter: str | None = None
+    #: None: the model writes every step; {"threshold": t}: speculative steps (strategies.speculative)
+    generator: dict[str, Any] | None = None
     #: each N is its own search (and its own run), not a larger pool of the same samples
     extends_pool: ClassVar[bool] = False
 
@@ -228,7 +239,9 @@ class _StepSearch:
         return {"name": self.name, "n": self.n, "verifier": self.verifier.describe(), **own}  # type: ignore[attr-defined]
 
     def _env(self, ctx: SamplingContext) -> ModelSteps:
-        return ModelSteps(ctx, self.verifier, self.delimiter or ctx.step_delimiter, self.max_steps, ctx.params)
+        from infereco.strategies.speculative import speculative_env
+
+        return speculative_env(ctx, self.verifier, self.delimiter, self.max_steps, self.generator)
 
     async def _search(self, env: StepEnv, rng: random.Random) -> SearchOutcome:
         raise NotImplementedError
