@@ -87,6 +87,10 @@ STRATEGIES = {
 }
 
 
+_UNVERIFIED = ("repeated", "sample", "sampling", "majority", "vote", "self-consistency", "pass@n", "oracle",
+               "best-of-n-oracle", "pass@k")
+
+
 def make_strategy(name: str, n: int, seed: int = 0, verifier: str | None = None) -> Any:
     """Build a strategy from its CLI name (verifier strategies take `verifier`, default arithmetic)."""
     if n < 1:
@@ -100,6 +104,8 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: str | None = None)
         cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
                "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
         return cls(n, chosen, seed)
+    if verifier is not None and key in _UNVERIFIED:  # a flag that would silently change nothing
+        raise UserError(f"--verifier {verifier!r} applies to bon, weighted and bom only; --strategy {name} uses none")
     if key in ("repeated", "sample", "sampling"):
         return RepeatedSampling(n)
     if key in ("majority", "vote", "self-consistency"):
