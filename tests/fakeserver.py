@@ -44,7 +44,8 @@ class FakeModel:
     def __init__(self, *, delay_s: float = 0.0, p_correct: float = 0.7, fail_first: int = 0, fail_status: int = 429,
                  retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
                  fail_after_status: int = 400, filler_max: int = 0, faults: dict[str, float] | None = None,
-                 fault_seed: int = 0, timeout_hold_s: float = 1.0, slow_s: float = 0.05) -> None:  # fmt: skip
+                 fault_seed: int = 0, timeout_hold_s: float = 1.0, slow_s: float = 0.05,
+                 echo_auth: bool = False) -> None:  # fmt: skip
         self.delay_s = delay_s
         # answers get 0..filler_max extra words (random lengths), cut at the request's max_tokens
         self.filler_max = filler_max
@@ -67,6 +68,8 @@ class FakeModel:
         assert not unknown, f"unknown fault kinds {unknown}; known: {FAULT_KINDS}"
         assert sum(self.faults.values()) <= 1.0
         self.fault_seed = fault_seed
+        # a careless server quotes the credentials it got in its error messages (secrets tests)
+        self.echo_auth = echo_auth
         self.timeout_hold_s = timeout_hold_s
         self.slow_s = slow_s
         self.tries: Counter[str] = Counter()  # attempts per request key
@@ -172,7 +175,10 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
                 return
             if failing:
                 headers = {"Retry-After": model.retry_after} if model.retry_after is not None else {}
-                self._send(model.fail_status, {"error": {"message": "injected failure"}}, headers)
+                message = "injected failure"
+                if model.echo_auth:
+                    message = f"invalid credentials: {self.headers.get('Authorization', '')}"
+                self._send(model.fail_status, {"error": {"message": message}}, headers)
                 return
             key = self.headers.get("X-Infereco-Request-Key", "")
             with model.lock:

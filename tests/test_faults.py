@@ -87,6 +87,7 @@ def test_thirty_percent_faults_lose_nothing_and_the_ledger_counts_every_try(clea
     # nothing unbilled: the confirmed cost plus the worst case of lost tries covers the server's bill
     assert t["cost_usd"] + t["unconfirmed_usd"] >= billed_usd
     assert t["unconfirmed_usd"] > 0 and t["cost_usd"] >= clean[1].totals["cost_usd"]  # no usage: upper bound
+    print(f"\nfaults injected {sum(injected.values())} in {attempts} tries of {t['requests']} requests: {dict(injected)}")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -104,3 +105,5 @@ def test_spend_never_exceeds_the_budget_under_faults(clean, tmp_path: Path, seed
     assert lost > 0 and t["attempts"] > t["requests"]
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone()[0] == "budget"
+    print(f"\nbudget ${budget:.6f}: server billed ${billed_usd:.6f}, ledger ${t['cost_usd'] + t['unconfirmed_usd']:.6f}, "
+          f"faults {dict(fake.model.injected)}")

@@ -160,6 +160,10 @@ class OpenAIBackend:
         body.update(self.extra_body)
         return body
 
+    def _redact(self, text: str) -> str:
+        """Server text with the API key blanked: some servers quote the credentials they were sent."""
+        return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 4 else text
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.backoff_max_s * 4)
@@ -194,10 +198,10 @@ class OpenAIBackend:
                     try:
                         return self._parse(response, request, latency)
                     except _GarbledAnswer as exc:
-                        last_reason = str(exc)
+                        last_reason = self._redact(str(exc))
                 else:
                     maybe_billed = False  # an error status: the server refused the work
-                    last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
+                    last_reason = f"HTTP {response.status_code}: {_short_error(response, self._redact)}"
                     if response.status_code not in RETRY_STATUS:
                         raise BackendError(f"{url}: {last_reason}")
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -312,13 +316,15 @@ def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _short_error(response: httpx.Response) -> str:
+def _short_error(response: httpx.Response, redact: Any = None) -> str:
     """The server's own error message, on one line and short (never echoing request headers)."""
     try:
         data = response.json()
-        err = data.get("error", data)
+        err = data.get("error", data) if isinstance(data, dict) else data
         message = err.get("message") if isinstance(err, dict) else str(err)
     except ValueError:
         message = response.text
     message = " ".join(str(message or response.reason_phrase).split())
+    if redact is not None:
+        message = redact(message)  # before cutting: a cut must not leave half a key behind
     return message[:200]
