@@ -10,6 +10,16 @@ or to answer slowly, which is what the resume and retry tests need; `fail_after=
 and then refuses every later one with `fail_after_status` (an interrupted run). Run it as a script to
 serve from a separate process: `python tests/fakeserver.py PORT [DELAY_S]`; `GET /stats` returns the
 keys it served (in order) and the number of attempts, so another process can count requests.
+
+Fault injection (`faults={"429": 0.05, "reset": 0.05, ...}`, rates per attempt): each attempt of a
+request key draws its fate from a hash of (fault_seed, key, attempt number), so a run's faults do not
+depend on the order concurrent requests arrive in. Kinds: 429 (with Retry-After), 500, 503, `reset`
+(the answer is generated, then the connection is dropped with a TCP RST), `timeout` (generated, then
+held past the client's timeout), `truncated` (half the body, then the connection closes), `invalid_json`
+(a 200 whose body is not JSON), `no_usage` (a good answer without its `usage` field) and `slow` (a
+good answer after `slow_s`). The server keeps its own bill: `billed` lists (key, prompt_tokens,
+completion_tokens) of every answer it generated, whether or not the client received it, which is
+what a provider would charge; `injected` counts faults by kind.
 """
 
 from __future__ import annotations
@@ -17,17 +27,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
+import struct
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+FAULT_KINDS = ("429", "500", "503", "reset", "timeout", "truncated", "invalid_json", "no_usage", "slow")
 
 
 class FakeModel:
     def __init__(self, *, delay_s: float = 0.0, p_correct: float = 0.7, fail_first: int = 0, fail_status: int = 429,
                  retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
-                 fail_after_status: int = 400, filler_max: int = 0) -> None:  # fmt: skip
+                 fail_after_status: int = 400, filler_max: int = 0, faults: dict[str, float] | None = None,
+                 fault_seed: int = 0, timeout_hold_s: float = 1.0, slow_s: float = 0.05,
+                 echo_auth: bool = False) -> None:  # fmt: skip
         self.delay_s = delay_s
         # answers get 0..filler_max extra words (random lengths), cut at the request's max_tokens
         self.filler_max = filler_max
@@ -45,6 +63,31 @@ class FakeModel:
         self.attempts = 0
         self.admitted = 0
         self.lock = threading.Lock()
+        self.faults = dict(faults or {})
+        unknown = set(self.faults) - set(FAULT_KINDS)
+        assert not unknown, f"unknown fault kinds {unknown}; known: {FAULT_KINDS}"
+        assert sum(self.faults.values()) <= 1.0
+        self.fault_seed = fault_seed
+        # a careless server quotes the credentials it got in its error messages (secrets tests)
+        self.echo_auth = echo_auth
+        self.timeout_hold_s = timeout_hold_s
+        self.slow_s = slow_s
+        self.tries: Counter[str] = Counter()  # attempts per request key
+        self.injected: Counter[str] = Counter()  # faults by kind
+        self.billed: list[tuple[str, int, int]] = []  # (key, prompt tokens, completion tokens) generated
+
+    def fault(self, key: str) -> str | None:
+        """The fault for this attempt of `key` (None: a clean answer); call with the lock held."""
+        if not self.faults:
+            return None
+        self.tries[key] += 1
+        h = int(hashlib.sha256(f"{self.fault_seed}|{key}|{self.tries[key]}".encode()).hexdigest()[:8], 16) / 2**32
+        for kind in FAULT_KINDS:
+            h -= self.faults.get(kind, 0.0)
+            if h < 0:
+                self.injected[kind] += 1
+                return kind
+        return None
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         completions_api = "prompt" in body  # /v1/completions: a prompt string, choices carry `text`
@@ -103,7 +146,8 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             if self.path.rstrip("/").endswith("/stats"):
                 with model.lock:
-                    self._send(200, {"keys": list(model.keys), "attempts": model.attempts})
+                    self._send(200, {"keys": list(model.keys), "attempts": model.attempts,
+                                     "injected": dict(model.injected), "billed": list(model.billed)})
                 return
             self._send(200, {"status": "ok"})
 
@@ -131,14 +175,70 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
                 return
             if failing:
                 headers = {"Retry-After": model.retry_after} if model.retry_after is not None else {}
-                self._send(model.fail_status, {"error": {"message": "injected failure"}}, headers)
+                message = "injected failure"
+                if model.echo_auth:
+                    message = f"invalid credentials: {self.headers.get('Authorization', '')}"
+                self._send(model.fail_status, {"error": {"message": message}}, headers)
+                return
+            key = self.headers.get("X-Infereco-Request-Key", "")
+            with model.lock:
+                fault = model.fault(key)
+            if fault in ("429", "500", "503"):  # refused before any work: nothing billed
+                headers = {"Retry-After": "0.01"} if fault == "429" else {}
+                self._send(int(fault), {"error": {"message": f"injected {fault}"}}, headers)
                 return
             if model.delay_s:
                 time.sleep(model.delay_s)
+            answer = model.answer(body)
+            with model.lock:  # from here on the answer was generated: a provider bills it
+                usage = answer["usage"]
+                model.billed.append((key, usage["prompt_tokens"], usage["completion_tokens"]))
+            if fault == "slow":
+                time.sleep(model.slow_s)
+            elif fault == "timeout":
+                time.sleep(model.timeout_hold_s)  # the client gave up meanwhile
+                self._reset()
+                return
+            elif fault == "reset":
+                self._reset()
+                return
+            elif fault == "truncated":
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self._reset()
+                return
+            elif fault == "invalid_json":
+                data = json.dumps(answer).encode()[:-7] + b"<html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            elif fault == "no_usage":
+                answer = {k: v for k, v in answer.items() if k != "usage"}
             with model.lock:
-                model.keys.append(self.headers.get("X-Infereco-Request-Key", ""))
+                model.keys.append(key)
                 model.bodies.append(body)
-            self._send(200, model.answer(body))
+            try:
+                self._send(200, answer)
+            except OSError:
+                pass  # the client timed out and hung up
+
+        def _reset(self) -> None:
+            """Drop the connection with a TCP RST (SO_LINGER 0), as a crashed proxy would."""
+            self.close_connection = True
+            try:
+                self.wfile.flush()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
 
     return Handler
 

@@ -197,7 +197,7 @@ def test_get_checker_known_names() -> None:
         checker = get_checker(name)
         assert checker.name == name
         assert isinstance(checker, Checker)
-    assert set(CHECKER_NAMES) == {"numeric", "math", "exact"}
+    assert set(CHECKER_NAMES) == {"numeric", "math", "exact", "python-tests"}
 
 
 def test_get_checker_unknown_name_is_one_line_user_error() -> None:

@@ -51,4 +51,4 @@ def test_a_schema_v1_store_is_migrated_in_place(tmp_path: Path) -> None:
     with Store(path) as db:
         columns = [row[1] for row in db.conn.execute("PRAGMA table_info(results)")]
         assert "n" in columns
-        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"

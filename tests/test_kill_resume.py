@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -54,10 +55,10 @@ def _stats(server: str) -> list[str]:
         return json.load(response)["keys"]
 
 
-def _command(server: str, store: Path) -> list[str]:
+def _command(server: str, store: Path, limit: int = 8) -> list[str]:
     return [
         sys.executable, "-m", "infereco.cli", "run", "--backend", "openai", "--base-url", f"{server}/v1",
-        "--model", "fake", "--n", "4", "--max-n", "2", "--limit", "8", "--concurrency", "2",
+        "--model", "fake", "--n", "4", "--max-n", "2", "--limit", str(limit), "--concurrency", "2",
         "--input-price", "1.5", "--output-price", "2", "--store", str(store), "--quiet",
     ]  # fmt: skip
 
@@ -207,3 +208,63 @@ def test_resume_alone_with_nothing_unfinished_is_one_line(reference: Path) -> No
     done = _cli([sys.executable, "-m", "infereco.cli", "run", "--resume", "--store", str(reference), "--quiet"])
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "no unfinished run" in done.stderr
+
+
+KILLS = 20
+LIMIT_20 = 12  # problems in the 20-kill run: 24 requests, 48 samples
+
+
+def test_twenty_random_kills_then_resume_equal_an_uninterrupted_run(server: str, tmp_path: Path) -> None:
+    """SIGKILL one run at 20 random points (before any sample, mid-request, mid-write), resuming after each.
+
+    Each kill point is a random number of stored samples plus a random extra wait, so kills land during
+    start-up, while requests are in flight and while a request is being written. After every kill the
+    store holds whole requests only and the next session sends none of the stored ones again; after the
+    last resume the store equals an uninterrupted run of the same command, field for field.
+    """
+    clean = tmp_path / "clean.db"
+    done = _cli(_command(server, clean, LIMIT_20))
+    assert done.returncode == 0, done.stderr
+    total_samples = LIMIT_20 * 4
+    rng = random.Random(20)
+    thresholds = sorted(rng.randrange(total_samples) for _ in range(KILLS))
+    store = tmp_path / "killed.db"
+    served_at_start = len(_stats(server))
+    stored_before: set[str] = set()  # full keys stored when the previous session was killed
+    served_from = served_at_start
+    kills = resent = 0
+    for i, threshold in enumerate(thresholds):
+        command = _command(server, store, LIMIT_20) + (["--resume"] if i else [])
+        proc = subprocess.Popen(command, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while _stored_samples(store) < threshold and proc.poll() is None:
+                assert time.monotonic() < deadline, "no progress"
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.25))
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(timeout=10)
+        if proc.returncode != -signal.SIGKILL:  # it finished before the kill landed: start again
+            assert proc.returncode == 0
+            break
+        kills += 1
+        served = _stats(server)
+        new = served[served_from:]
+        assert not set(new) & stored_before, f"kill {i}: a stored request was sent again"
+        if _stored_samples(store):
+            _assert_whole_requests(store)
+            run_id = _query(store, "SELECT run_id FROM runs")[0][0]
+            stored_now = {f"{run_id}/{k}" for (k,) in _query(store, "SELECT request_key FROM requests")}
+            resent += len([k for k in new if k not in stored_now])  # answered, but lost with the process
+            stored_before, served_from = stored_now, len(served)
+    done = _cli(_command(server, store, LIMIT_20) + ["--resume"])
+    assert done.returncode == 0, done.stderr
+    assert not set(_stats(server)[served_from:]) & stored_before
+    assert kills >= KILLS - 2, "most kill points must land before the run ends"
+    assert _query(store, "SELECT status FROM runs") == [("done",)]
+    resumed, reference = _totals(store), _totals(clean)
+    assert resumed.pop("cost_usd") == pytest.approx(reference.pop("cost_usd"), rel=1e-12)
+    assert resumed == reference
+    assert _content(store) == _content(clean)
+    print(f"\n{kills} kills survived; {resent} answered requests lost in flight and re-sent; nothing stored was re-sent")

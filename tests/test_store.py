@@ -149,6 +149,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 0, "final_correct": 0, "requests": 0, "samples": 0,
         "samples_correct": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "busy_s": 0,
+        "attempts": 0, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
     }  # fmt: skip
     _write(db, "a", [_sample("p0", 0, "a", "5", True, pt=10, ct=4, cost=0.25), _sample("p0", 1, "a", "6", False, pt=11, ct=6, cost=0.5)], busy=1.5)
     _write(db, "b", [_sample("p1", 0, "b", "2", True, pt=7, ct=3, cost=0.125)], busy=0.25)
@@ -158,6 +159,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 2, "final_correct": 2, "requests": 2, "samples": 3,
         "samples_correct": 2, "prompt_tokens": 28, "completion_tokens": 13, "cost_usd": 0.875, "busy_s": 1.75,
+        "attempts": 2, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
     }  # fmt: skip
     assert db.done_problems(RUN) == {"p0", "p1"}
     assert db.totals("other")["samples"] == 0
@@ -215,3 +217,34 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
     finally:
         conn.close()
+
+
+def test_a_schema_v2_store_is_migrated_to_v3_keeping_its_requests(tmp_path: Path) -> None:
+    """v2 had no retry ledger: its requests read as one try each, nothing unconfirmed."""
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '2');"
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, label TEXT NOT NULL, config_json TEXT NOT NULL, "
+        "status TEXT NOT NULL DEFAULT 'running', created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+        "CREATE TABLE requests (run_id TEXT NOT NULL, request_key TEXT NOT NULL, problem_id TEXT NOT NULL, "
+        "step TEXT NOT NULL, start_index INTEGER NOT NULL, n INTEGER NOT NULL, seed INTEGER, latency_s REAL NOT NULL, "
+        "busy_s REAL NOT NULL, prompt_tokens INTEGER NOT NULL, cached_prompt_tokens INTEGER NOT NULL, "
+        "completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, created_at REAL NOT NULL, "
+        "PRIMARY KEY (run_id, request_key));"
+        f"INSERT INTO runs VALUES ('{RUN}', 'old', '{{}}', 'done', 1, 1);"
+        f"INSERT INTO requests VALUES ('{RUN}', 'p1|sample|0+2', 'p1', 'sample', 0, 2, 7, 0.1, 0.1, 10, 0, 20, 0.5, 1);"
+    )
+    conn.commit()
+    conn.close()
+    with Store(path) as db:
+        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        totals = db.totals(RUN)
+        assert (totals["requests"], totals["attempts"], totals["unconfirmed_usd"], totals["cost_usd"]) == (1, 1, 0, 0.5)
+        samples = [_sample("p1", 2, "p1|sample|2+1", "4", True)]
+        db.record_request(RUN, RequestRecord("p1|sample|2+1", "p1", "sample", 2, 1, 7, 0.1, 0.1, 5, 0, 9, 0.25,
+                                             attempts=3, unconfirmed_usd=0.75, unconfirmed_tokens=40), samples)  # fmt: skip
+        totals = db.totals(RUN)
+        assert (totals["attempts"], totals["unconfirmed_usd"], totals["unconfirmed_tokens"]) == (4, 0.75, 40)
+        assert db.problem_spend(RUN, "p1") == (0.5 + 0.25 + 0.75, 30 + 14 + 40)

@@ -23,6 +23,7 @@ __all__ = [
     "NumericChecker",
     "MathChecker",
     "ExactChecker",
+    "PythonTestsChecker",
     "CHECKER_NAMES",
     "get_checker",
     "canonical_number",
@@ -354,10 +355,34 @@ class ExactChecker:
         return self._canonical(answer) == self._canonical(reference)
 
 
-_CHECKERS: dict[str, type[NumericChecker] | type[MathChecker] | type[ExactChecker]] = {
+_CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PythonTestsChecker:
+    """Code tasks: the answer is the last fenced Python block; it is correct when the reference's
+    unit tests (plain asserts) pass against it in the sandbox (see `infereco.sandbox`)."""
+
+    name: str = "python-tests"
+
+    def extract(self, text: str) -> str | None:
+        blocks = _CODE_BLOCK.findall(text)
+        code = blocks[-1] if blocks else text
+        return code.strip() or None
+
+    def is_correct(self, answer: str | None, reference: str) -> bool:
+        if answer is None:
+            return False
+        from infereco.sandbox import run_python
+
+        return run_python(answer, reference).passed
+
+
+_CHECKERS: dict[str, type[NumericChecker] | type[MathChecker] | type[ExactChecker] | type[PythonTestsChecker]] = {
     "numeric": NumericChecker,
     "math": MathChecker,
     "exact": ExactChecker,
+    "python-tests": PythonTestsChecker,
 }
 CHECKER_NAMES: tuple[str, ...] = tuple(_CHECKERS)
 

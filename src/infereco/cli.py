@@ -101,6 +101,7 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of these flags (flag names as keys); flags given here win")] = None,
     task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 1,
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
@@ -162,47 +163,82 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens",
-                               "budget_usd_per_problem", "budget_tokens_per_problem"}
-    with _Bar(enabled=not quiet and not as_json) as bar:
-        if resume and (run_id or not sampling_flags):
-            from infereco.budget import Budget
+    o = dict(
+        task=task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, verifier=verifier, n=n,
+        backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
+        max_retries=max_retries, timeout=timeout, api_kind=api_kind, max_tokens=max_tokens, temperature=temperature,
+        top_p=top_p, seed=seed, store=store, prices=prices, input_price=input_price, output_price=output_price,
+        usd_per_hour=usd_per_hour, budget_usd=budget_usd, budget_tokens=budget_tokens,
+        budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
+        judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url, reward_model=reward_model,
+        reward_price=reward_price, max_steps=max_steps, step_delimiter=step_delimiter, beam_width=beam_width,
+        pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
+        draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
+        stop_confidence=stop_confidence, stop_margin=stop_margin,
+    )  # fmt: skip
+    from_file: dict[str, Any] = {}
+    if config is not None:
+        from infereco.config import load_run_config
 
-            budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
-            result = api.resume(
-                store, run_id, progress=bar.progress, budget=budget,
-                problem_budget=(budget_usd_per_problem, budget_tokens_per_problem),
-                timeout_s=timeout if "timeout" in given else None,
-                max_retries=max_retries if "max_retries" in given else None,
-            )  # fmt: skip
-        else:
-            result = api.run(
-                task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, n=n,
-                backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                max_n=max_n, max_retries=max_retries, timeout_s=timeout, api=api_kind, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                seed=seed, store=store,
-                prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
-                progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
-                budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
-                verifier=verifier, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
-                reward_model=reward_model, reward_price=reward_price,
-                search={**_search_options(max_steps, step_delimiter, beam_width, pf_temperature, entropy_floor, pf_argmax),
-                        **{k: v for k, v in {"round_size": round_size, "rule": stop_rule, "confidence": stop_confidence,
-                                             "margin": stop_margin}.items() if v is not None}},
-                draft_model=draft_model, draft_base_url=draft_base_url, accept_threshold=accept_threshold,
-            )  # fmt: skip
+        from_file = {k: v for k, v in load_run_config(config).items() if k not in given}
+        o.update(from_file)
+        given |= set(from_file)
+    for path_flag in ("store", "prices"):
+        if o[path_flag] is not None:
+            o[path_flag] = Path(o[path_flag])
+    sampling_flags = given - {"config", "resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd",
+                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem"}
+    try:
+        result = _run_or_resume(o, given, sampling_flags, resume, run_id, quiet or as_json)
+    except UserError as exc:
+        if not from_file:
+            raise
+        from infereco.config import blame
+
+        raise blame(exc, config, set(from_file)) from None  # type: ignore[arg-type]
     _show(result, as_json, out_dir)
 
 
-def _search_options(
-    max_steps: int | None, delimiter: str | None, width: int | None, temperature: float | None,
-    entropy_floor: float | None, argmax: bool,
-) -> dict[str, Any]:  # fmt: skip
-    """The step-level search flags that were given (the rest keep the strategy's defaults)."""
-    given = {"max_steps": max_steps, "delimiter": delimiter, "width": width, "temperature": temperature,
-             "entropy_floor": entropy_floor, "argmax": argmax or None}  # fmt: skip
-    if delimiter is not None:
-        given["delimiter"] = delimiter.encode().decode("unicode_escape")  # "\n" on a command line means a newline
+def _run_or_resume(
+    o: dict[str, Any], given: set[str], sampling_flags: set[str], resume: bool, run_id: str | None, quiet: bool
+) -> api.RunResult:
+    with _Bar(enabled=not quiet) as bar:
+        if resume and (run_id or not sampling_flags):
+            from infereco.budget import Budget
+
+            budget = Budget(max_usd=o["budget_usd"], max_tokens=o["budget_tokens"])
+            result = api.resume(
+                o["store"], run_id, progress=bar.progress, budget=budget,
+                problem_budget=(o["budget_usd_per_problem"], o["budget_tokens_per_problem"]),
+                timeout_s=o["timeout"] if "timeout" in given else None,
+                max_retries=o["max_retries"] if "max_retries" in given else None,
+            )  # fmt: skip
+        else:
+            result = api.run(
+                o["task"], level=o["level"], limit=o["limit"], data=o["data"], task_seed=o["task_seed"],
+                strategy=o["strategy"], n=o["n"], backend=o["backend"], model=o["model"], base_url=o["base_url"],
+                api_key_env=o["api_key_env"], concurrency=o["concurrency"], max_n=o["max_n"],
+                max_retries=o["max_retries"], timeout_s=o["timeout"], api=o["api_kind"], max_tokens=o["max_tokens"],
+                temperature=o["temperature"], top_p=o["top_p"], seed=o["seed"], store=o["store"], prices=o["prices"],
+                input_price=o["input_price"], output_price=o["output_price"], usd_per_hour=o["usd_per_hour"],
+                progress=bar.progress, budget_usd=o["budget_usd"], budget_tokens=o["budget_tokens"],
+                budget_usd_per_problem=o["budget_usd_per_problem"], budget_tokens_per_problem=o["budget_tokens_per_problem"],
+                verifier=o["verifier"], judge_model=o["judge_model"], judge_base_url=o["judge_base_url"],
+                reward_url=o["reward_url"], reward_model=o["reward_model"], reward_price=o["reward_price"],
+                search=_strategy_options(o), draft_model=o["draft_model"], draft_base_url=o["draft_base_url"],
+                accept_threshold=o["accept_threshold"],
+            )  # fmt: skip
+    return result
+
+
+def _strategy_options(o: dict[str, Any]) -> dict[str, Any]:
+    """The strategy flags that were given (beam/pf/epf search, adaptive stopping); the rest keep the strategy's defaults."""
+    given = {"max_steps": o["max_steps"], "delimiter": o["step_delimiter"], "width": o["beam_width"],
+             "temperature": o["pf_temperature"], "entropy_floor": o["entropy_floor"], "argmax": o["pf_argmax"] or None,
+             "round_size": o["round_size"], "rule": o["stop_rule"], "confidence": o["stop_confidence"],
+             "margin": o["stop_margin"]}  # fmt: skip
+    if given["delimiter"] is not None:  # "\\n" on a command line means a newline
+        given["delimiter"] = str(given["delimiter"]).encode().decode("unicode_escape")
     return {k: v for k, v in given.items() if v is not None}
 
 

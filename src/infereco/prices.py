@@ -12,6 +12,7 @@ like the one infereco's benchmarks run on. Override with `--usd-per-hour` or a p
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -27,12 +28,13 @@ DEFAULT_LOCAL_USD_PER_HOUR = 0.10
 class Price(BaseModel):
     """Prices of one model. Token prices are USD per 1M tokens; `usd_per_hour` is for machine time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # strict: `true` or "1" is no price
 
-    input_per_mtok: float = Field(0.0, ge=0)
-    output_per_mtok: float = Field(0.0, ge=0)
-    cached_input_per_mtok: float | None = Field(None, ge=0)
-    usd_per_hour: float = Field(0.0, ge=0)
+    # finite: an infinite or NaN price would make every cost, budget check and frontier meaningless
+    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    usd_per_hour: float = Field(0.0, ge=0, allow_inf_nan=False)
     source: str = "flags"
 
     def cost(self, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int, busy_s: float) -> float:
@@ -56,9 +58,15 @@ def load_price_file(path: str | Path, model: str) -> Price:
     if not path.is_file():
         raise UserError(f"--prices: no such file: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason}) (expected a TOML price file)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
+        message = " ".join(str(exc).split())
+        where = re.search(r"line (\d+)", message)
+        raise UserError(f"{path}:{where.group(1) if where else 1}: not valid TOML ({message})") from None
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise UserError(f"{path}: [models] must be a table of model names")
@@ -74,9 +82,19 @@ def load_price_file(path: str | Path, model: str) -> Price:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{path}: [{table_name}] field {field!r}: {err['msg']}") from None
+        line = _line_of_field(text, str(err["loc"][0]) if err["loc"] else "")
+        raise UserError(f"{path}:{line}: [{table_name}] field {field!r}: {err['msg']}") from None
     except TypeError:
         raise UserError(f"{path}: [{table_name}] must be a table of prices") from None
+
+
+def _line_of_field(text: str, field: str) -> int:
+    """The (first) line setting `field`, for error messages; 1 when it cannot be found."""
+    pattern = re.compile(r"^\s*[\"']?" + re.escape(field) + r"[\"']?\s*=")
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if pattern.match(line):
+            return lineno
+    return 1
 
 
 def genai_price(model: str, provider: str | None = None) -> Price | None:

@@ -32,7 +32,12 @@ class SampleRecord:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as sent: its key, the samples it asked for, and its measured usage."""
+    """One request as sent: its key, the samples it asked for, and its measured usage.
+
+    `attempts` counts the HTTP tries it took (1 = no retry). `unconfirmed_usd`/`unconfirmed_tokens`
+    are the worst-case charge of failed tries that may still have been billed (the server may have
+    generated an answer that was lost to a timeout or a dropped connection); budgets count them.
+    """
 
     key: str
     problem_id: str
@@ -46,6 +51,9 @@ class RequestRecord:
     cached_prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    attempts: int = 1
+    unconfirmed_usd: float = 0.0
+    unconfirmed_tokens: int = 0
 
 
 @dataclass(frozen=True)

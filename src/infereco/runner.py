@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infereco.backends.base import Backend, GenerationRequest
-from infereco.budget import Budget, prompt_token_bound
+from infereco.backends.base import Backend, GenerationRequest, RetryRefused
+from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
 from infereco.prices import Price
 from infereco.problem import Problem
@@ -55,7 +55,7 @@ class RunSpec:
             "task": self.task.spec,
             "backend": ident,
             "strategy": self.strategy.describe(),
-            "sampling": {**self.params.__dict__, "stop": list(self.params.stop)},
+            "sampling": _sampling_identity(self.params),
             "seed": self.seed,
         }
 
@@ -71,6 +71,15 @@ class RunSpec:
     def default_label(self, backend: Backend) -> str:
         strat = self.strategy.describe()
         return self.label or f"{backend.model} / {strat['name']} N={strat.get('n', '?')}"
+
+
+def _sampling_identity(params: SamplingParams) -> dict[str, Any]:
+    """The sampling parameters as stored; fields added later are left out at their defaults, so a
+    stored run keeps its id (and its samples) across versions."""
+    out = {**params.__dict__, "stop": list(params.stop)}
+    if out.get("top_logprobs") == 0:
+        del out["top_logprobs"]
+    return out
 
 
 class BusyClock:
@@ -354,6 +363,7 @@ class Runner:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
         seed = request_seed(self.spec.seed, problem.id, step, start)
+        ledger = _RetryLedger()
         request = GenerationRequest(
             messages=tuple(messages),
             n=len(indices),
@@ -365,6 +375,7 @@ class Runner:
             logprobs=params.logprobs or params.top_logprobs > 0,
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
+            retry_gate=ledger.gate,
         )
         backend, price = served.backend, served.price
         async with served.slots:
@@ -380,15 +391,24 @@ class Runner:
             if reservation is None:
                 own_budget.release(own)
                 raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
+            # a retry after a try that may have been billed costs up to the tokens of another try
+            ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
             token = served.clock.start()
             try:
                 completions = await backend.generate(request)
             except Exception as exc:
-                self._failure = self._failure or exc
-                # a failed request may still have used the machine; its tokens were not billed
+                # a failed request may still have used the machine; its tokens were not billed, but
+                # its lost tries may have been (they stay charged at their worst case)
                 machine = price.cost(0, 0, 0, served.clock.stop(token))
-                self.budget.commit(reservation, machine, 0)
-                own_budget.commit(own, machine, 0)
+                lost_usd, lost_tokens = ledger.settle()
+                self.budget.commit(reservation, machine + lost_usd, lost_tokens)
+                own_budget.commit(own, machine + lost_usd, lost_tokens)
+                if isinstance(exc, RetryRefused):
+                    if ledger.refused_by is own_budget:
+                        self.problems_at_budget.add(problem.id)
+                        raise _ProblemOverBudget() from None
+                    raise _Stopped() from None
+                self._failure = self._failure or exc
                 raise
             busy_s = served.clock.stop(token)
         checker = self.spec.task.checker
@@ -432,11 +452,15 @@ class Runner:
             cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
             completion_tokens=total_completion,
             cost_usd=sum(r.cost_usd for r in records),
+            attempts=ledger.attempts,
+            unconfirmed_usd=ledger.lost_usd,
+            unconfirmed_tokens=ledger.lost_tokens,
         )
+        lost_usd, lost_tokens = ledger.settle()
         self.store.record_request(self.run_id, request_record, records)
-        used_tokens = request_record.prompt_tokens + request_record.completion_tokens
-        self.budget.commit(reservation, request_record.cost_usd, used_tokens)
-        own_budget.commit(own, request_record.cost_usd, used_tokens)
+        used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
+        self.budget.commit(reservation, request_record.cost_usd + lost_usd, used_tokens)
+        own_budget.commit(own, request_record.cost_usd + lost_usd, used_tokens)
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -456,15 +480,68 @@ class Runner:
             self._problem_budgets[problem_id] = budget
         return self._problem_budgets[problem_id]
 
-    def _worst_case(self, messages: list[dict[str, str]], n: int, max_tokens: int, served: _Served) -> tuple[float, int]:
-        """The most a request can cost (USD, tokens): see `infereco.budget`."""
+    def _worst_case(
+        self, messages: list[dict[str, str]], n: int, max_tokens: int, served: _Served, tokens_only: bool = False
+    ) -> tuple[float, int]:
+        """The most a request can cost (USD, tokens): see `infereco.budget`.
+
+        `tokens_only` leaves machine time out: the time of every retry is already in the first
+        reservation (the backend's `worst_case_seconds` counts all tries).
+        """
         prompt = prompt_token_bound(messages)
         completion = n * max_tokens
         seconds = 0.0
-        if served.price.usd_per_hour > 0:
+        if served.price.usd_per_hour > 0 and not tokens_only:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
         return served.price.cost(prompt, 0, completion, seconds), prompt + completion
+
+
+class _RetryLedger:
+    """Counts one request's tries and keeps budgets hard across the backend's own retries.
+
+    A failed try that may have been billed (the server may have generated an answer that was then
+    lost) is charged at its worst case in tokens, and its retry must first reserve that much again,
+    in the run's and the problem's budget; if either cannot, the retry is refused.
+    """
+
+    def __init__(self) -> None:
+        self.attempts = 1
+        self.lost_usd = 0.0
+        self.lost_tokens = 0
+        self.refused_by: Budget | None = None
+        self._budgets: tuple[Budget, ...] = ()
+        self._worst: tuple[float, int] = (0.0, 0)
+        self._held: list[tuple[Budget, Reservation]] = []
+
+    def arm(self, run_budget: Budget, problem_budget: Budget, worst_tokens: tuple[float, int]) -> None:
+        self._budgets = (run_budget, problem_budget)
+        self._worst = worst_tokens
+
+    def gate(self, maybe_billed: bool) -> bool:
+        """Called by the backend before each retry: may it go ahead?"""
+        if maybe_billed:
+            held: list[tuple[Budget, Reservation]] = []
+            for budget in self._budgets:
+                reservation = budget.reserve(*self._worst)
+                if reservation is None:
+                    for b, r in held:
+                        b.release(r)
+                    self.refused_by = budget
+                    return False
+                held.append((budget, reservation))
+            self._held.extend(held)
+            self.lost_usd += self._worst[0]
+            self.lost_tokens += self._worst[1]
+        self.attempts += 1
+        return True
+
+    def settle(self) -> tuple[float, int]:
+        """Drop the retry reservations; the caller commits the lost tries' charge with the request."""
+        for budget, reservation in self._held:
+            budget.release(reservation)
+        self._held = []
+        return self.lost_usd, self.lost_tokens
 
 
 class _Stopped(Exception):

@@ -24,7 +24,7 @@ from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS requests (
     completion_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
     created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    unconfirmed_usd REAL NOT NULL DEFAULT 0,
+    unconfirmed_tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, request_key)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -93,6 +96,10 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 
+_REQUEST_COLUMNS = (
+    "request_key, problem_id, step, start_index, n, seed, latency_s, busy_s, prompt_tokens, cached_prompt_tokens, "
+    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens"
+)
 _SAMPLE_COLUMNS = (
     "problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, prompt_tokens, "
     "cached_prompt_tokens, completion_tokens, reasoning_tokens, latency_s, cost_usd, seed, logprobs_json"
@@ -119,9 +126,18 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
-            self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
-            self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        elif int(row[0]) in (1, 2):
+            with self._tx():
+                if int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
+                    self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
+                # v2 -> v3: requests count their tries and the worst case of tries that may have been billed
+                have = {r[1] for r in self.conn.execute("PRAGMA table_info(requests)")}
+                for column, kind in (("attempts", "INTEGER NOT NULL DEFAULT 1"),
+                                     ("unconfirmed_usd", "REAL NOT NULL DEFAULT 0"),
+                                     ("unconfirmed_tokens", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+                self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise UserError(f"--store {self.path} has schema version {row[0]}; this infereco reads {SCHEMA_VERSION}")
 
@@ -201,7 +217,7 @@ class Store:
         now = time.time()
         with self._tx():
             self.conn.execute(
-                "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
                 (run_id, *astuple(request), now),
             )
             self.conn.executemany(
@@ -237,7 +253,8 @@ class Store:
         """Counts and sums that must not change between an interrupted-and-resumed run and a clean one."""
         req = self.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-            "COALESCE(SUM(cost_usd),0), COALESCE(SUM(busy_s),0) FROM requests WHERE run_id=?",
+            "COALESCE(SUM(cost_usd),0), COALESCE(SUM(busy_s),0), COALESCE(SUM(attempts),0), "
+            "COALESCE(SUM(unconfirmed_usd),0), COALESCE(SUM(unconfirmed_tokens),0) FROM requests WHERE run_id=?",
             (run_id,),
         ).fetchone()
         smp = self.conn.execute(
@@ -258,6 +275,10 @@ class Store:
             "completion_tokens": req[2],
             "cost_usd": req[3],
             "busy_s": req[4],
+            # the ledger of retries: HTTP tries, and the worst case of failed tries that may have been billed
+            "attempts": req[5],
+            "unconfirmed_usd": req[6],
+            "unconfirmed_tokens": req[7],
         }
 
     def load_pool(
@@ -344,9 +365,10 @@ class Store:
         return out
 
     def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
-        """USD and tokens already paid for one problem of a run (for per-problem budgets)."""
+        """USD and tokens already paid for one problem of a run (for per-problem budgets), lost tries included."""
         usd, tokens = self.conn.execute(
-            "SELECT COALESCE(SUM(cost_usd),0), COALESCE(SUM(prompt_tokens + completion_tokens),0) FROM requests "
+            "SELECT COALESCE(SUM(cost_usd + unconfirmed_usd),0), "
+            "COALESCE(SUM(prompt_tokens + completion_tokens + unconfirmed_tokens),0) FROM requests "
             "WHERE run_id=? AND problem_id=?",
             (run_id, problem_id),
         ).fetchone()

@@ -7,6 +7,7 @@ Backends know nothing of stores, budgets or strategies; the Runner owns those.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +21,12 @@ class GenerationRequest:
     `key` is the request's idempotency key (run, problem, step, sample range); backends pass it to
     the server as a header so server logs can be joined with the store. `seed` makes sampling
     repeatable where the server honours it.
+
+    `retry_gate`, when set, is asked before every retry, with whether the failed attempt may have
+    been billed (the server may have generated an answer the client never got: a timeout, a dropped
+    connection, a garbled body). It returns False to forbid the retry (the budget cannot cover it);
+    the backend then raises `RetryRefused`. That is how the Runner counts retries in its ledger and
+    keeps budgets hard while a backend retries on its own.
     """
 
     messages: tuple[Message, ...]
@@ -32,6 +39,11 @@ class GenerationRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     key: str = ""
+    retry_gate: Callable[[bool], bool] | None = field(default=None, compare=False, repr=False)
+
+
+class RetryRefused(Exception):
+    """A retry that the request's `retry_gate` did not allow (its budget cannot cover another try)."""
 
 
 @dataclass(frozen=True)

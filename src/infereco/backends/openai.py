@@ -3,14 +3,18 @@
 Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over httpx (async). The API
 key is read from an environment variable at construction and kept only in memory: it is never part
 of `describe()`, logs or error messages.
-Transient failures (connection errors, 429, 5xx) are retried with exponential backoff and full
-jitter, honouring `Retry-After`; anything else fails at once with a one-line `BackendError`.
+Transient failures (connection errors, timeouts, 429, 5xx, a 200 whose body is cut short or is not
+JSON) are retried with exponential backoff and full jitter, honouring `Retry-After`; anything else
+fails at once with a one-line `BackendError`. Before each retry the request's `retry_gate` (if any)
+is told whether the failed try may have been billed; an answer without `usage` is counted at its
+upper bound (prompt bound, `max_tokens` per choice), since the provider billed what it counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
@@ -18,10 +22,15 @@ from typing import Any
 
 import httpx
 
-from infereco.backends.base import Completion, GenerationRequest, split_by_weight, split_evenly
+from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
+from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _GarbledAnswer(BackendError):
+    """A 200 whose body is not a completion (cut short, not JSON): transient, and possibly billed."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -160,6 +169,10 @@ class OpenAIBackend:
         body.update(self.extra_body)
         return body
 
+    def _redact(self, text: str) -> str:
+        """Server text with the API key blanked: some servers quote the credentials they were sent."""
+        return text.replace(self._api_key, "[redacted]") if len(self._api_key) >= 4 else text
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.backoff_max_s * 4)
@@ -176,21 +189,34 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             started = time.perf_counter()
             retry_after: float | None = None
+            # whether this try may have been billed: the request reached the server and no clear
+            # refusal came back (a provider bills the answer it generated, even if it got lost)
+            maybe_billed = True
             try:
                 response = await self._http().post(url, json=body, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                maybe_billed = False  # never reached the server
+                last_reason = f"cannot connect ({type(exc).__name__})"
             except httpx.TimeoutException:
                 last_reason = f"timed out after {self.timeout_s:g}s"
             except httpx.TransportError as exc:
-                last_reason = f"cannot connect ({type(exc).__name__})"
+                last_reason = f"connection lost ({type(exc).__name__})"
             else:
                 latency = time.perf_counter() - started
                 if response.status_code == 200:
-                    return self._parse(response, request, latency)
-                last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
-                if response.status_code not in RETRY_STATUS:
-                    raise BackendError(f"{url}: {last_reason}")
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    try:
+                        return self._parse(response, request, latency)
+                    except _GarbledAnswer as exc:
+                        last_reason = self._redact(str(exc))
+                else:
+                    maybe_billed = False  # an error status: the server refused the work
+                    last_reason = f"HTTP {response.status_code}: {_short_error(response, self._redact)}"
+                    if response.status_code not in RETRY_STATUS:
+                        raise BackendError(f"{url}: {last_reason}")
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
             if attempt < self.max_retries:
+                if request.retry_gate is not None and not request.retry_gate(maybe_billed):
+                    raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
@@ -199,9 +225,12 @@ class OpenAIBackend:
         try:
             data = response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-        except (ValueError, KeyError, TypeError) as exc:
+            if not all(isinstance(c, dict) for c in choices):
+                raise TypeError("a choice is not an object")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
-            raise BackendError(f"{url}: answer is not {what} (field 'choices' missing or not JSON: {exc})") from None
+            detail = " ".join(str(exc).split())[:120]
+            raise _GarbledAnswer(f"{url}: answer is not {what} (field 'choices' missing or not JSON: {detail})") from None
         if len(choices) < request.n:
             raise BackendError(
                 f"{url}: asked for n={request.n} choices, got {len(choices)}; the server may ignore 'n' (use --max-n 1)"
@@ -224,11 +253,17 @@ class OpenAIBackend:
             texts.append(text)
             logprobs.append(_token_logprobs(choice.get("logprobs")))
         n = len(choices)
-        prompt_total = int(usage.get("prompt_tokens") or 0)
-        completion_total = int(usage.get("completion_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or {}
-        cached_total = int(details.get("cached_tokens") or 0)
-        reasoning_total = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        if not isinstance(usage, dict):
+            usage = {}
+        # a count the server did not report is taken at its upper bound: the budget stays hard
+        prompt_total = _count(usage.get("prompt_tokens"), prompt_token_bound(request.messages))
+        completion_total = _count(usage.get("completion_tokens"), n * request.max_tokens)
+        details = usage.get("prompt_tokens_details")
+        cached_total = _count(details.get("cached_tokens") if isinstance(details, dict) else None, 0)
+        completion_details = usage.get("completion_tokens_details")
+        reasoning_total = _count(
+            completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None, 0
+        )
         # Per-choice completion tokens: exact from logprobs when present, else by text length.
         if all(lp is not None for lp in logprobs) and (
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
@@ -277,6 +312,15 @@ def _prefill(request: GenerationRequest) -> str:
     return str(last.get("content") or "") if last.get("role") == "assistant" else ""
 
 
+def _count(value: Any, missing: int) -> int:
+    """A token count from a usage field; `missing` when absent or not a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return missing
+    if value != int(value):
+        return missing
+    return int(value)
+
+
 def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     """Per-token logprobs of one choice in a common shape, from the chat or the completions format."""
     if not isinstance(lp, dict):
@@ -297,13 +341,15 @@ def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _short_error(response: httpx.Response) -> str:
+def _short_error(response: httpx.Response, redact: Any = None) -> str:
     """The server's own error message, on one line and short (never echoing request headers)."""
     try:
         data = response.json()
-        err = data.get("error", data)
+        err = data.get("error", data) if isinstance(data, dict) else data
         message = err.get("message") if isinstance(err, dict) else str(err)
     except ValueError:
         message = response.text
     message = " ".join(str(message or response.reason_phrase).split())
+    if redact is not None:
+        message = redact(message)  # before cutting: a cut must not leave half a key behind
     return message[:200]

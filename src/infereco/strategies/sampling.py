@@ -92,6 +92,10 @@ STRATEGIES = {
 }
 
 
+_UNVERIFIED = ("repeated", "sample", "sampling", "majority", "vote", "self-consistency", "pass@n", "oracle",
+               "best-of-n-oracle", "pass@k")
+
+
 #: step-level searches: each N is its own experiment, and a problem's answer is its one outcome
 SEARCH_STRATEGIES = ("beam", "pf", "epf", "spec-majority")
 
@@ -125,6 +129,8 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **opti
         from infereco.strategies.adaptive import make_adaptive
 
         return make_adaptive(n, seed, verifier, **options)
+    if verifier is not None and key in _UNVERIFIED:  # a flag that would silently change nothing
+        raise UserError(f"--verifier {verifier!r} applies to bon, weighted, bom, beam, pf, epf and adaptive only; --strategy {name} uses none")
     if key in ("repeated", "sample", "sampling"):
         return RepeatedSampling(n)
     if key in ("majority", "vote", "self-consistency"):

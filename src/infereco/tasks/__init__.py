@@ -63,7 +63,7 @@ def get_task(
     if name.lower().endswith((".jsonl", ".csv")):
         return _load_file(name, "auto", limit)
     raise UserError(
-        f"unknown task {name!r} (expected one of: arithmetic, gsm8k, math, jsonl, "
+        f"--task {name!r} is unknown (expected one of: arithmetic, gsm8k, math, jsonl, "
         "or a path ending in .jsonl/.csv)"
     )
 

@@ -199,7 +199,7 @@ def load_csv_task(path: str | Path, limit: int | None = None) -> Task:
     for needed in ("question", "answer"):
         if needed not in columns:
             raise UserError(
-                f"{path}:1: missing column '{needed}', found [{', '.join(columns)}] "
+                f"{path}:1: missing column '{needed}', found [{_shown_columns(columns)}] "
                 "(expected a header row with 'question' and 'answer')"
             )
     problems: list[Problem] = []
@@ -215,6 +215,12 @@ def load_csv_task(path: str | Path, limit: int | None = None) -> Task:
     return _make_task("gsm8k", resolved, problems, limit)
 
 
+def _shown_columns(columns: list[str]) -> str:
+    """Header names for a one-line message: quoted (a stray quote can pull newlines into a name), short."""
+    shown = ", ".join(repr(c) if not c.isidentifier() else c for c in columns)
+    return shown if len(shown) <= 120 else shown[:117] + "..."
+
+
 def _csv_problems(
     reader: csv.DictReader[str],
     path: str | Path,
@@ -228,6 +234,12 @@ def _csv_problems(
         where = f"{path}:{lineno}"
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
+        if None in row:  # more fields than the header: a comma inside an unquoted question, most likely
+            extra = len(row[None]) if isinstance(row[None], list) else 1  # type: ignore[index]
+            raise UserError(
+                f"{where}: {len(row) - 1 + extra} fields, the header has {len(row) - 1} "
+                "(expected question,answer; quote a field that contains a comma)"
+            )
         question = (row.get("question") or "").strip()
         raw = (row.get("answer") or "").strip()
         if not question:
