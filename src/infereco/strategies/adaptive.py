@@ -7,8 +7,8 @@ vote. Two stopping rules:
   the posterior probability that the leader is truly more likely than the runner-up,
   P(p_a > p_b) = P(X > 1/2) for X ~ Beta(a + 1, b + 1); stop when it reaches `confidence`;
 - `margin`: stop when the leader is `margin` votes ahead of the runner-up.
-Rounds extend the same pool as majority vote (step "sample", indices 0, 1, ...), so an adaptive
-run and a fixed-N run of the same config see the same samples and compare at equal cost.
+Rounds draw step "sample" (indices 0, 1, ...) like majority vote, and a rerun with a larger maximum
+N extends the same adaptive run; the samples a problem used are reported as `samples_used`.
 """
 
 from __future__ import annotations
