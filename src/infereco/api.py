@@ -22,6 +22,7 @@ from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, genai_price, load
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
 from infereco.strategies import SEARCH_STRATEGIES, SamplingParams, make_strategy
+from infereco.strategies.sampling import uses_verifier
 from infereco.tasks import get_task
 
 
@@ -547,6 +548,9 @@ def resume(
     return execute(spec, backend, store, price, progress, budget, problem_budget, roles)
 
 
+_VERIFIER_OPTIONS = ("verifier", "judge_model", "judge_base_url", "reward_url", "reward_model", "reward_price")
+
+
 def sweep(
     task: str = "arithmetic",
     *,
@@ -578,7 +582,8 @@ def sweep(
     points = []
     for name in names:
         for n in ns:  # increasing N: a pooled strategy's run grows by the new samples only
-            result = run(task, strategy=name, n=n, store=store, **run_options)
+            options = {k: v for k, v in run_options.items() if uses_verifier(name) or k not in _VERIFIER_OPTIONS}
+            result = run(task, strategy=name, n=n, store=store, **options)
             acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
             with Store(store) as db:
                 cost = point_cost(db, result.run_id, n, pooled=name not in SEARCH_STRATEGIES)

@@ -96,6 +96,11 @@ _UNVERIFIED = ("repeated", "sample", "sampling", "majority", "vote", "self-consi
                "best-of-n-oracle", "pass@k")
 
 
+def uses_verifier(name: str) -> bool:
+    """Whether a strategy (by CLI name) takes a --verifier."""
+    return name.strip().lower() not in _UNVERIFIED
+
+
 #: step-level searches: each N is its own experiment, and a problem's answer is its one outcome
 SEARCH_STRATEGIES = ("beam", "pf", "epf", "spec-majority")
 
