@@ -134,3 +134,16 @@ def test_a_reward_model_without_a_price_is_an_input_error(tmp_path: Path, verifi
         api_run("arithmetic", level=1, limit=1, n=2, backend="openai", model="fake", base_url=fake.base_url,
                 input_price=0, output_price=0, store=tmp_path / "x.db", strategy="bon", verifier="reward",
                 reward_url=f"{verifiers}/pooling")  # fmt: skip
+
+
+def test_the_judge_prompt_is_configurable_and_part_of_the_run(tmp_path: Path, verifiers: str) -> None:
+    prompt = "Problem:\n{problem}\n\nSolution:\n{solution}\n\nRight? Yes or No."
+    options: dict[str, Any] = dict(level=1, limit=2, n=2, max_n=2, backend="openai", model="fake", store=tmp_path / "p.db",
+                                   prices=_prices(tmp_path), strategy="bon", verifier="judge", judge_model="judge")  # fmt: skip
+    with FakeServer() as fake:
+        default = api_run("arithmetic", base_url=fake.base_url, judge_base_url=f"{verifiers}/v1", **options)
+        custom = api_run("arithmetic", base_url=fake.base_url, judge_base_url=f"{verifiers}/v1", judge_prompt=prompt, **options)
+        with pytest.raises(UserError, match="--judge-prompt"):
+            api_run("arithmetic", base_url=fake.base_url, judge_base_url=f"{verifiers}/v1", judge_prompt="Right?", **options)
+    assert default.run_id != custom.run_id  # another question is another experiment
+    assert custom.pool.config["strategy"]["verifier"]["outcome_prompt"] == prompt

@@ -265,9 +265,10 @@ def run(
     budget_tokens: int | None = None,
     budget_usd_per_problem: float | None = None,
     budget_tokens_per_problem: int | None = None,
-    verifier: str | None = None,
+    verifier: Any = None,
     judge_model: str | None = None,
     judge_base_url: str | None = None,
+    judge_prompt: str | None = None,
     reward_url: str | None = None,
     reward_model: str | None = None,
     reward_price: float | None = None,
@@ -278,8 +279,9 @@ def run(
 ) -> RunResult:
     """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
 
-    Verifier strategies (bon, weighted, bom, beam, pf, epf) take `verifier`: arithmetic, oracle,
-    judge (the model under test, or `judge_model` [at `judge_base_url`]) or reward (a served reward
+    Verifier strategies (bon, weighted, bom, beam, pf, epf, adaptive) take `verifier`: arithmetic,
+    oracle, judge (the model under test, or `judge_model` [at `judge_base_url`]; `judge_prompt`
+    with {problem} and {solution} replaces the yes/no question), reward (a served reward
     model at `reward_url`, priced `reward_price` USD per 1M tokens). `search` holds the step-level
     options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf), and
     for adaptive: round_size, rule ("beta" or "margin"), confidence, margin. With `draft_model`,
@@ -299,8 +301,12 @@ def run(
     )
     if verifier in ("judge", "reward"):
         verifier_spec: Any = {"name": verifier, "model": judge_model if verifier == "judge" else reward_model or "reward-model"}
+        if verifier == "judge" and judge_prompt is not None:
+            if "{solution}" not in judge_prompt:
+                raise UserError("--judge-prompt must contain {solution} (and may contain {problem})")
+            verifier_spec["outcome_prompt"] = judge_prompt
     else:
-        verifier_spec = verifier
+        verifier_spec = verifier  # a name, or a Verifier object built by the caller
     # flag errors first, before any price lookup
     options = dict(search or {})
     if draft_model is not None:

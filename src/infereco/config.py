@@ -43,6 +43,7 @@ class RunConfig(BaseModel):
     verifier: Optional[str] = None
     judge_model: Optional[str] = None
     judge_base_url: Optional[str] = Field(None, pattern=r"^https?://")
+    judge_prompt: Optional[str] = None
     reward_url: Optional[str] = Field(None, pattern=r"^https?://")
     reward_model: Optional[str] = None
     reward_price: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
