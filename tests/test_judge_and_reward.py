@@ -6,14 +6,13 @@ import json
 import math
 import re
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakeserver import FakeServer
+from loopback import JsonHandler, serving
 from infereco.api import run as api_run
 from infereco.errors import UserError
 from infereco.verifiers.judge import p_yes
@@ -34,7 +33,7 @@ def test_reward_scores_outside_the_unit_interval_are_logits() -> None:
     assert to_unit(3.0) == pytest.approx(0.9526, abs=1e-4) and to_unit(-1000.0) == pytest.approx(0.0)
 
 
-class _Verifiers(BaseHTTPRequestHandler):
+class _Verifiers(JsonHandler):
     """A judge (/v1/chat/completions) and a reward model (/pooling) that know what 2 + 3 is.
 
     Both read "Answer: X" from the text they are shown and like it when X is the sum of the first
@@ -43,18 +42,14 @@ class _Verifiers(BaseHTTPRequestHandler):
 
     calls: list[str] = []
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
     def _verdict(self, problem: str, solution: str) -> bool:
         numbers = [int(x) for x in re.findall(r"\d+", problem)[:2]]
         answer = re.findall(r"Answer: (-?\d+)", solution)
         return bool(answer) and int(answer[-1]) == sum(numbers)
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).calls.append(self.path)
-        if self.path == "/pooling":
+    def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        type(self).calls.append(path)
+        if path == "/pooling":
             problem, solution = body["messages"][0]["content"], body["messages"][1]["content"]
             data = {"data": [{"index": 0, "data": [[0.0, 2.0 if self._verdict(problem, solution) else -2.0]]}],
                     "usage": {"prompt_tokens": 50}}  # fmt: skip
@@ -67,23 +62,14 @@ class _Verifiers(BaseHTTPRequestHandler):
             data = {"choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": "Yes" if good else "No"},
                                  "logprobs": {"content": [{"token": top[0 if good else 1]["token"], "logprob": max(yes, no), "top_logprobs": top}]}}],
                     "usage": {"prompt_tokens": 60, "completion_tokens": 1}}  # fmt: skip
-        raw = json.dumps(data).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        return data
 
 
 @pytest.fixture()
 def verifiers() -> Any:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Verifiers)
     _Verifiers.calls = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Verifiers) as url:
+        yield url
 
 
 def _prices(tmp_path: Path) -> Path:

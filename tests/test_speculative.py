@@ -6,8 +6,6 @@ import json
 import math
 import re
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +13,18 @@ import pytest
 
 from infereco.api import run as api_run
 from infereco.strategies.speculative import expected_digit
+from loopback import JsonHandler, serving
 
 # the drafter's step at each depth, and the rating the target gives it (in the step's text)
 DRAFTS = ["d0 rate=9", "d1 rate=3", "d2 rate=7", "Answer: 6 rate=8"]
 
 
-class _Pair(BaseHTTPRequestHandler):
+class _Pair(JsonHandler):
     """Model "draft" writes DRAFTS[depth]; model "target" rates a draft by its rate=K, or writes "t<depth>"."""
 
     seen: list[tuple[str, str]] = []
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         messages = body["messages"]
         prefix = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
         depth = prefix.count("\n")
@@ -49,22 +44,14 @@ class _Pair(BaseHTTPRequestHandler):
                         "logprobs": {"content": [{"token": w, "logprob": -0.1} for w in words]}} for i in range(n)]  # fmt: skip
             usage = {"prompt_tokens": 20 + depth, "completion_tokens": len(words) * n}
         type(self).seen.append((body["model"], kind))
-        raw = json.dumps({"choices": choices, "usage": usage}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        return {"choices": choices, "usage": usage}
 
 
 @pytest.fixture()
 def pair() -> Any:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pair)
     _Pair.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_Pair) as url:
+        yield f"{url}/v1"
 
 
 def test_expected_digit() -> None:
