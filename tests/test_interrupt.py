@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakeserver import fake_server_process
 from test_kill_resume import (
     ENV,
     ROOT,
@@ -20,7 +21,6 @@ from test_kill_resume import (
     _cli,
     _command,
     _content,
-    _free_port,
     _query,
     _stored_samples,
     _totals,
@@ -32,18 +32,8 @@ DELAY_S = 0.3  # per request: 16 requests two at a time take ~2.4 s, so SIGINT l
 
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), str(port), str(DELAY_S)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        line = proc.stdout.readline()
-        assert "serving on" in line, line
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fake_server_process(DELAY_S) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from fakeserver import fake_server_process
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 DELAY_S = 0.2
@@ -28,26 +29,10 @@ TOTAL_REQUESTS = 8 * 4 // 2  # --limit 8, --n 4, --max-n 2
 TOTAL_SAMPLES = 8 * 4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), str(port), str(DELAY_S)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        line = proc.stdout.readline()
-        assert "serving on" in line, line
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fake_server_process(DELAY_S) as url:
+        yield url
 
 
 def _stats(server: str) -> list[str]:
