@@ -56,7 +56,7 @@ def make_backend(
     backend: str = "llamacpp",
     *,
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
@@ -70,7 +70,8 @@ def make_backend(
 
     `api` picks the OpenAI endpoint: "chat" for instruct models, "completions" for base models
     (see `OpenAIBackend`). The embedded model is an instruct model served by chat only, so any
-    other `api` there is an error rather than silently ignored.
+    other `api` there is an error rather than silently ignored. `base_url` may list several
+    replicas of the same model; requests are spread over the healthy ones by outstanding load.
     """
     kind = backend.strip().lower()
     if not timeout_s > 0:
@@ -93,8 +94,9 @@ def make_backend(
             raise UserError("--backend openai needs --model NAME (the name the server knows the model by)")
         if max_retries < 0:
             raise UserError(f"--max-retries must be >= 0, got {max_retries}")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
         return OpenAIBackend(
-            base_url,
+            urls[0] if len(urls) == 1 else urls,
             model,
             api_key_env=api_key_env,
             concurrency=concurrency or 8,
@@ -166,7 +168,7 @@ def run(
     n: int = 16,
     backend: str | Backend = "llamacpp",
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,

@@ -14,11 +14,13 @@ import email.utils
 import os
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from infereco.backends.base import Completion, GenerationRequest, split_by_weight, split_evenly
+from infereco.backends.endpoints import EndpointPool
 from infereco.errors import BackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -46,13 +48,18 @@ class OpenAIBackend:
     Instruct models want chat: the server applies their chat template. Base models have none and
     want `/completions` with the plain prompt of `render_prompt`; the two give different samples,
     so `api` is part of `describe()` and of the run's identity.
+
+    `base_url` may be a list of replicas serving the same model: each attempt goes to the healthy
+    one with the fewest requests outstanding, and one that keeps failing is taken out and probed
+    back in (`EndpointPool`). A retry may land on another replica; the answer does not depend on
+    which one serves it (the request's seed decides), so the run's identity leaves the URLs out.
     """
 
     kind = "openai"
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         *,
         api_key_env: str = "OPENAI_API_KEY",
@@ -66,13 +73,23 @@ class OpenAIBackend:
         extra_body: dict[str, Any] | None = None,
         count_tokens_from_logprobs: bool = False,
         api: str = "chat",
+        eject_after: int = 3,
+        cooldown_s: float = 5.0,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise BackendError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise BackendError(f"--base-url must start with http:// or https://, got {url!r}")
+        if len(set(u.rstrip("/") for u in urls)) != len(urls):
+            raise BackendError(f"--base-url given twice: {', '.join(urls)}")
         if api not in ("chat", "completions"):
             raise BackendError(f"--api must be chat or completions, got {api!r}")
         self.api = api
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self.endpoints = EndpointPool(self.base_urls, eject_after=eject_after, cooldown_s=cooldown_s)
         self.model = model
         self.api_key_env = api_key_env
         self._api_key = os.environ.get(api_key_env, "")
@@ -92,7 +109,8 @@ class OpenAIBackend:
     # -- identity ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
+            "kind": self.kind, "model": self.model, "api_key_env": self.api_key_env,
+            "base_url": self.base_url if len(self.base_urls) == 1 else list(self.base_urls),
             "max_n": self.max_n, "concurrency": self.concurrency, "api": self.api, "timeout_s": self.timeout_s,
         }  # fmt: skip
 
@@ -160,27 +178,38 @@ class OpenAIBackend:
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
-        url = f"{self.base_url}/chat/completions" if self.api == "chat" else f"{self.base_url}/completions"
+        path = "/chat/completions" if self.api == "chat" else "/completions"
         body = self._body(request)
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
+        url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
+            endpoint = self.endpoints.acquire()
+            url = f"{endpoint.url}{path}"
             started = time.perf_counter()
             retry_after: float | None = None
+            healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
             try:
                 response = await self._http().post(url, json=body, headers=headers)
             except httpx.TimeoutException:
                 last_reason = f"timed out after {self.timeout_s:g}s"
             except httpx.TransportError as exc:
                 last_reason = f"cannot connect ({type(exc).__name__})"
+            except BaseException:  # cancelled: the attempt says nothing about the endpoint
+                healthy = None
+                raise
             else:
                 latency = time.perf_counter() - started
+                # only a retryable status counts against the endpoint: a 400 is the request's fault
+                healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     return self._parse(response, request, latency)
                 last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
-                if response.status_code not in RETRY_STATUS:
+                if healthy:
                     raise BackendError(f"{url}: {last_reason}")
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+            finally:
+                self.endpoints.release(endpoint, healthy)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
