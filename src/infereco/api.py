@@ -191,6 +191,8 @@ def run(
     budget_usd_per_problem: float | None = None,
     budget_tokens_per_problem: int | None = None,
     verifier: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples per problem of `task` on a backend; store and summarise it.
 
@@ -216,7 +218,9 @@ def run(
     )
     budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
     problem_budget = (budget_usd_per_problem, budget_tokens_per_problem)
-    return execute(spec, the_backend, store, price, progress, budget, problem_budget)
+    return execute(
+        spec, the_backend, store, price, progress, budget, problem_budget, executor=executor, ray_address=ray_address
+    )
 
 
 def execute(
@@ -227,21 +231,38 @@ def execute(
     progress: Progress | None = None,
     budget: Budget | None = None,
     problem_budget: tuple[float | None, int | None] = (None, None),
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
-    """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
+    """Run a fully built spec (used by `run` and by `--resume` from a stored config).
+
+    `executor="ray"` shards the problems over a Ray cluster (`ray_address`, or a local one); the
+    records come back to this process and are written to the same store with the same keys.
+    """
     for value, flag in zip(problem_budget, ("--budget-usd-per-problem", "--budget-tokens-per-problem")):
         if value is not None and value < 0:
             raise UserError(f"{flag} must be >= 0, got {value}")
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
     with Store(store) as db:
-        runner = Runner(spec, backend, db, price, progress, budget, problem_budget)
+        if executor == "ray":
+            from infereco.ray_executor import run_on_ray  # imports Ray; nothing else does
 
-        async def go() -> str:
-            try:
-                return await runner.run()
-            finally:
-                await backend.aclose()
+            runner = run_on_ray(spec, backend, db, price, progress, budget, problem_budget, address=ray_address)
+            run_id = runner.run_id
+        else:
+            runner = Runner(spec, backend, db, price, progress, budget, problem_budget)
 
-        run_id = asyncio.run(go())
+            async def go() -> str:
+                try:
+                    return await runner.run()
+                finally:
+                    await backend.aclose()
+
+            run_id = asyncio.run(go())
         result = result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
         notes = []
         if runner.budget.exhausted:
@@ -404,6 +425,8 @@ def resume(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
     """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config.
 
@@ -417,7 +440,9 @@ def resume(
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
-    return execute(spec, backend, store, price, progress, budget, problem_budget)
+    return execute(
+        spec, backend, store, price, progress, budget, problem_budget, executor=executor, ray_address=ray_address
+    )
 
 
 from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)

@@ -130,6 +130,8 @@ def run(
     budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the run's prompt + completion tokens")] = None,
     budget_usd_per_problem: Annotated[Optional[float], typer.Option(help="hard limit on the USD spent on any one problem")] = None,
     budget_tokens_per_problem: Annotated[Optional[int], typer.Option(help="hard limit on the tokens spent on any one problem")] = None,
+    executor: Annotated[str, typer.Option(help="local (one process) or ray (problems sharded over a Ray cluster; pip install 'infereco[ray]')")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster to join (e.g. auto, ray://host:10001); default a local one")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
@@ -143,7 +145,7 @@ def run(
     given = {
         p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
     }
-    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens",
+    sampling_flags = given - {"resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd", "budget_tokens", "executor", "ray_address",
                                "budget_usd_per_problem", "budget_tokens_per_problem"}
     with _Bar(enabled=not quiet and not as_json) as bar:
         if resume and (run_id or not sampling_flags):
@@ -155,6 +157,7 @@ def run(
                 problem_budget=(budget_usd_per_problem, budget_tokens_per_problem),
                 timeout_s=timeout if "timeout" in given else None,
                 max_retries=max_retries if "max_retries" in given else None,
+                executor=executor, ray_address=ray_address,
             )  # fmt: skip
         else:
             result = api.run(
@@ -165,7 +168,7 @@ def run(
                 prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
                 progress=bar.progress, budget_usd=budget_usd, budget_tokens=budget_tokens,
                 budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
-                verifier=verifier,
+                verifier=verifier, executor=executor, ray_address=ray_address,
             )  # fmt: skip
     _show(result, as_json, out_dir)
 

@@ -178,23 +178,7 @@ class Runner:
 
     async def run(self) -> str:
         """Solve every problem not already solved; return the run id."""
-        task = self.spec.task
-        label, config = self.spec.default_label(self.backend), self.config()
-        existed = self.store.ensure_run(self.run_id, label, config)
-        if existed:
-            self.store.update_run(self.run_id, label, config)  # the latest N and label
-        self.store.add_problems(self.run_id, task.problems)
-        if existed:  # a budget covers the whole run, including what earlier sessions already paid
-            paid = self.store.totals(self.run_id)
-            self.budget.spent_usd = paid["cost_usd"]
-            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
-        n = self._n
-        done = self.store.done_problems(self.run_id, n) if existed else set()
-        pending = [p for p in task.problems if p.id not in done]
-        self.progress.samples_total = len(task.problems) * n
-        self.progress.samples_done = len(done) * n
-        self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
-        self.progress.changed()
+        pending = self.prepare()
         start = getattr(self.backend, "start", None)
         if start is not None and pending:
             await start()
@@ -217,6 +201,31 @@ class Runner:
             raise self._failure or errors[0]
         self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
         return self.run_id
+
+    def prepare(self) -> list[Problem]:
+        """Record the run and its problems, count what earlier sessions paid; return the unsolved problems.
+
+        Shared by `run` and by executors that solve the problems elsewhere (`infereco.ray_executor`)
+        and hand the records back to be written here.
+        """
+        task = self.spec.task
+        label, config = self.spec.default_label(self.backend), self.config()
+        existed = self.store.ensure_run(self.run_id, label, config)
+        if existed:
+            self.store.update_run(self.run_id, label, config)  # the latest N and label
+        self.store.add_problems(self.run_id, task.problems)
+        if existed:  # a budget covers the whole run, including what earlier sessions already paid
+            paid = self.store.totals(self.run_id)
+            self.budget.spent_usd = paid["cost_usd"]
+            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
+        n = self._n
+        done = self.store.done_problems(self.run_id, n) if existed else set()
+        pending = [p for p in task.problems if p.id not in done]
+        self.progress.samples_total = len(task.problems) * n
+        self.progress.samples_done = len(done) * n
+        self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
+        self.progress.changed()
+        return pending
 
     async def _worker(self, queue: asyncio.Queue[Problem]) -> None:
         while self._failure is None and not self.budget.exhausted:

@@ -196,6 +196,20 @@ class Store:
         ).fetchall()
         return [_sample_from_row(r) for r in rows]
 
+    def problem_samples(self, run_id: str, problem_ids: Iterable[str]) -> list[SampleRecord]:
+        """Every stored sample (all steps) of some problems of a run: what a remote worker may reuse."""
+        wanted = list(problem_ids)
+        out: list[SampleRecord] = []
+        for i in range(0, len(wanted), 500):  # stay under SQLite's limit on bound parameters
+            chunk = wanted[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run_id=? AND problem_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY problem_id, step, sample_index",
+                (run_id, *chunk),
+            ).fetchall()
+            out += [_sample_from_row(r) for r in rows]
+        return out
+
     def record_request(self, run_id: str, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Write a request and its samples atomically (all or nothing)."""
         now = time.time()

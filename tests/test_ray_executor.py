@@ -1,0 +1,110 @@
+"""`--executor ray` on a local Ray cluster gives the store the local executor gives, and resumes alike.
+
+One Ray cluster (2 CPUs) is started for the module: `ray.init` takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakeserver import FakeServer
+from infereco.api import run as api_run
+from infereco.errors import UserError
+
+ray = pytest.importorskip("ray")
+
+LIMIT, N, MAX_N = 6, 4, 2
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 1024 * 1024)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _sweep(fake: FakeServer, store: Path, **overrides: Any) -> Any:
+    kwargs: dict[str, Any] = dict(
+        level=2, limit=LIMIT, strategy="majority", n=N, backend="openai", base_url=fake.base_url, model="fake",
+        max_n=MAX_N, input_price=1.0, output_price=2.0, store=store,
+    )  # fmt: skip
+    kwargs.update(overrides)
+    return api_run("arithmetic", **kwargs)
+
+
+def _contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """What a sweep stored, without what depends on wall time (latency, busy time, timestamps)."""
+    conn = sqlite3.connect(path)
+    try:
+        q = {
+            "runs": "SELECT run_id, label, status FROM runs ORDER BY run_id",
+            "problems": "SELECT * FROM problems ORDER BY run_id, problem_id",
+            "requests": "SELECT run_id, request_key, problem_id, step, start_index, n, seed, prompt_tokens, "
+            "cached_prompt_tokens, completion_tokens FROM requests ORDER BY run_id, request_key",
+            "samples": "SELECT run_id, problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, "
+            "prompt_tokens, cached_prompt_tokens, completion_tokens, reasoning_tokens, seed, logprobs_json "
+            "FROM samples ORDER BY run_id, problem_id, step, sample_index",
+            "results": "SELECT * FROM results ORDER BY run_id, problem_id",
+        }
+        return {name: conn.execute(sql).fetchall() for name, sql in q.items()}
+    finally:
+        conn.close()
+
+
+def test_ray_and_local_executors_store_identical_results(tmp_path: Path, cluster: None) -> None:
+    with FakeServer() as fake:
+        local = _sweep(fake, tmp_path / "local.db")
+        local_requests = len(fake.model.keys)
+    with FakeServer() as fake:
+        remote = _sweep(fake, tmp_path / "ray.db", executor="ray")
+        ray_keys = list(fake.model.keys)
+    assert remote.run_id == local.run_id
+    assert local_requests == len(ray_keys) == LIMIT * N // MAX_N
+    assert len(set(ray_keys)) == len(ray_keys)  # no request sent twice across workers
+    stored = _contents(tmp_path / "ray.db")
+    assert stored == _contents(tmp_path / "local.db")
+    assert len(stored["samples"]) == LIMIT * N and len(stored["results"]) == LIMIT
+    assert remote.totals["cost_usd"] == pytest.approx(local.totals["cost_usd"])  # token-priced: exact
+    assert remote.pool.answers.tolist() == local.pool.answers.tolist()
+
+
+def test_ray_resume_sends_only_what_is_missing(tmp_path: Path, cluster: None) -> None:
+    db = tmp_path / "resume.db"
+    # the server serves 5 requests and then refuses: the run stops part-way with whole requests stored
+    with FakeServer(fail_after=5) as fake:
+        with pytest.raises(UserError):
+            _sweep(fake, db, executor="ray", max_retries=0)
+    first = _contents(db)
+    assert len(first["requests"]) == 5 and first["runs"][0][2] == "interrupted"
+    with FakeServer() as fake:
+        done = _sweep(fake, db, executor="ray")  # the same flags: the same run, resumed
+        resent = list(fake.model.keys)
+    assert len(resent) == LIMIT * N // MAX_N - 5  # stored requests are never paid twice
+    assert not {k.split("/", 1)[1] for k in resent} & {r[1] for r in first["requests"]}
+    with FakeServer() as fake:
+        _sweep(fake, tmp_path / "clean.db")
+    assert _contents(db) == _contents(tmp_path / "clean.db")
+    assert done.totals["samples"] == LIMIT * N
+
+
+def test_a_run_wide_budget_is_refused_with_ray(tmp_path: Path, cluster: None) -> None:
+    with FakeServer() as fake, pytest.raises(UserError, match="not supported with --executor ray"):
+        _sweep(fake, tmp_path / "b.db", executor="ray", budget_usd=1.0)
+    assert len(fake.model.keys) == 0
+
+
+def test_without_the_flag_nothing_imports_ray() -> None:
+    code = (
+        "import sys, infereco, infereco.api, infereco.cli, infereco.runner, infereco.backends.openai\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
