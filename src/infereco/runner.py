@@ -82,26 +82,28 @@ class BusyClock:
     def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
         self._now = now
         self._last = now()
-        self._charged: dict[int, float] = {}
+        # the time one request in flight has been charged since the clock started: each interval
+        # adds its length / the number in flight, so a request's charge is the difference between
+        # its stop and its start (O(1) per event, however many are in flight)
+        self._share = 0.0
+        self._started: dict[int, float] = {}
         self._next = 0
 
     def _advance(self) -> None:
         t = self._now()
-        if self._charged:
-            share = (t - self._last) / len(self._charged)
-            for token in self._charged:
-                self._charged[token] += share
+        if self._started:
+            self._share += (t - self._last) / len(self._started)
         self._last = t
 
     def start(self) -> int:
         self._advance()
         token, self._next = self._next, self._next + 1
-        self._charged[token] = 0.0
+        self._started[token] = self._share
         return token
 
     def stop(self, token: int) -> float:
         self._advance()
-        return self._charged.pop(token)
+        return self._share - self._started.pop(token)
 
 
 @dataclass

@@ -1,23 +1,29 @@
 """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp's server, Ollama, hosted APIs.
 
-Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over httpx (async). The API
+Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over aiohttp. The API
 key is read from an environment variable at construction and kept only in memory: it is never part
 of `describe()`, logs or error messages.
 Transient failures (connection errors, 429, 5xx) are retried with exponential backoff and full
 jitter, honouring `Retry-After`; anything else fails at once with a one-line `BackendError`.
+
+Why aiohttp and not httpx (used elsewhere for one-off calls): against a server that answers at once,
+httpx's async client peaks at ~1,650 requests/s on one core and falls to ~600 with 64 connections
+(its pool rescans every connection for every request), aiohttp sustains ~9,000-10,000; the
+client is the runner's ceiling (docs/benchmarks.md, "Runner throughput").
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, split_by_weight, split_evenly
 from infereco.backends.endpoints import EndpointPool
@@ -103,7 +109,7 @@ class OpenAIBackend:
         # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
         # gives one entry per generated token of every choice, i.e. exact per-sample counts.
         self.count_tokens_from_logprobs = count_tokens_from_logprobs
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._rng = random.Random()
 
     # -- identity ---------------------------------------------------------------------------
@@ -125,20 +131,20 @@ class OpenAIBackend:
         return self.concurrency
 
     # -- transport --------------------------------------------------------------------------
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
+        """The session (made lazily: it belongs to the event loop that first uses it)."""
         if self._client is None:
             headers = {"Content-Type": "application/json"}
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
-            limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
-            self._client = httpx.AsyncClient(
-                headers=headers, timeout=httpx.Timeout(self.timeout_s, connect=10.0), limits=limits
-            )
+            connector = aiohttp.TCPConnector(limit=self.concurrency * 2, limit_per_host=0)
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=min(10.0, self.timeout_s))
+            self._client = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector)
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -179,7 +185,7 @@ class OpenAIBackend:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = "/chat/completions" if self.api == "chat" else "/completions"
-        body = self._body(request)
+        payload = json.dumps(self._body(request)).encode()
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
         url = f"{self.base_url}{path}"
@@ -190,34 +196,37 @@ class OpenAIBackend:
             retry_after: float | None = None
             healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
             try:
-                response = await self._http().post(url, json=body, headers=headers)
-            except httpx.TimeoutException:
+                async with self._http().post(url, data=payload, headers=headers) as response:
+                    status, reason, retry_header = response.status, response.reason, response.headers.get("retry-after")
+                    content = await response.read()
+            except asyncio.TimeoutError:
                 last_reason = f"timed out after {self.timeout_s:g}s"
-            except httpx.TransportError as exc:
+            except aiohttp.ClientConnectorError as exc:
                 last_reason = f"cannot connect ({type(exc).__name__})"
+            except aiohttp.ClientError as exc:  # dropped mid-answer, malformed HTTP
+                last_reason = f"connection failed ({type(exc).__name__})"
             except BaseException:  # cancelled: the attempt says nothing about the endpoint
                 healthy = None
                 raise
             else:
                 latency = time.perf_counter() - started
                 # only a retryable status counts against the endpoint: a 400 is the request's fault
-                healthy = response.status_code not in RETRY_STATUS
-                if response.status_code == 200:
-                    return self._parse(response, request, latency)
-                last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
+                healthy = status not in RETRY_STATUS
+                if status == 200:
+                    return self._parse(url, content, request, latency)
+                last_reason = f"HTTP {status}: {_short_error(content, reason)}"
                 if healthy:
                     raise BackendError(f"{url}: {last_reason}")
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = parse_retry_after(retry_header)
             finally:
                 self.endpoints.release(endpoint, healthy)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
-    def _parse(self, response: httpx.Response, request: GenerationRequest, latency: float) -> list[Completion]:
-        url = str(response.request.url)
+    def _parse(self, url: str, content: bytes, request: GenerationRequest, latency: float) -> list[Completion]:
         try:
-            data = response.json()
+            data = json.loads(content)
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
         except (ValueError, KeyError, TypeError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
@@ -301,13 +310,13 @@ def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _short_error(response: httpx.Response) -> str:
+def _short_error(content: bytes, reason: str | None) -> str:
     """The server's own error message, on one line and short (never echoing request headers)."""
     try:
-        data = response.json()
-        err = data.get("error", data)
+        data = json.loads(content)
+        err = data.get("error", data) if isinstance(data, dict) else data
         message = err.get("message") if isinstance(err, dict) else str(err)
     except ValueError:
-        message = response.text
-    message = " ".join(str(message or response.reason_phrase).split())
+        message = content.decode("utf-8", "replace")
+    message = " ".join(str(message or reason or "").split())
     return message[:200]
