@@ -6,8 +6,9 @@ request. Three figures from one run, on the same server:
 - server alone: a raw asyncio socket client (no HTTP library) against the server, its ceiling;
 - backend alone: `OpenAIBackend.generate` called concurrently, no Runner, no store (httpx + JSON);
 - runner: `Runner.run` on PROBLEMS x N (one request per sample, `max_n=1`): keys, seeds, budget
-  reservation, pricing, checker, one SQLite transaction per request (request row + its samples),
-  results, progress; the store is a fresh file on local disk.
+  reservation, pricing, checker, every request with its samples written to SQLite (group commits:
+  the responses of one event-loop turn share a transaction) before its cost is committed, results,
+  progress; the store is a fresh file on local disk (and, for comparison, an in-memory database).
 `--profile` adds a cProfile of the runner pass (top functions by own time). Run:
     python benchmarks/runner_throughput.py [--problems 1000] [--n 4] [--concurrency 64]
 """
@@ -198,6 +199,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run = runner_pass(url, args.problems, args.n, args.concurrency, Path(tmp) / "bench.db", False)
             result["runner"] = run
+            # the same with the store in memory: what the file writes (WAL) add
+            memory = runner_pass(url, args.problems, args.n, args.concurrency, Path(":memory:"), False)
+            result["runner_store_in_memory_req_per_s"] = memory["req_per_s"]
             if args.profile:
                 prof = runner_pass(url, args.problems, args.n, args.concurrency, Path(tmp) / "prof.db", True)
                 print(prof.pop("profile"))

@@ -83,6 +83,10 @@ class ShardStore:
             self._samples.setdefault((s.problem_id, s.step), {})[s.index] = s
         self._emit(("request", request, samples))
 
+    def record_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        for request, samples in batch:
+            self.record_request(run_id, request, samples)
+
     def record_result(self, run_id: str, result: ProblemResult) -> None:
         self._emit(("result", result))
 

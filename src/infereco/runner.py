@@ -174,6 +174,8 @@ class Runner:
         self.problem_budget = problem_budget
         self._problem_budgets: dict[str, Budget] = {}
         self.problems_over_budget: list[str] = []
+        self._pending_writes: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        self._flushed: asyncio.Future[None] | None = None
 
     def config(self) -> dict[str, Any]:
         return {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -351,7 +353,7 @@ class Runner:
             completion_tokens=total_completion,
             cost_usd=sum(r.cost_usd for r in records),
         )
-        self.store.record_request(self.run_id, request_record, records)
+        await self._write(request_record, records)  # stored before its cost is committed to the budgets
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens
         self.budget.commit(reservation, request_record.cost_usd, used_tokens)
         own_budget.commit(own, request_record.cost_usd, used_tokens)
@@ -363,6 +365,33 @@ class Runner:
         p.changed()
         return records
 
+
+    async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
+        """Store a request with its samples: group commit of everything that arrives in one loop turn.
+
+        The first response of a turn schedules one flush for the next turn; every response of this
+        turn joins it and waits. One transaction holds them all (each request whole), which is what
+        lets the runner keep up with thousands of responses a second (docs/benchmarks.md).
+        """
+        self._pending_writes.append((request, samples))
+        if self._flushed is None:
+            loop = asyncio.get_running_loop()
+            self._flushed = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._flushed)  # a cancelled waiter must not cancel the others' flush
+
+    def _flush(self) -> None:
+        batch, done = self._pending_writes, self._flushed
+        self._pending_writes, self._flushed = [], None
+        assert done is not None
+        try:
+            self.store.record_requests(self.run_id, batch)
+        except BaseException as exc:
+            done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            done.set_result(None)
 
     def _problem_budget(self, problem_id: str) -> Budget:
         """The per-problem budget, counting what this problem already cost in earlier sessions."""

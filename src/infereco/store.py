@@ -211,15 +211,23 @@ class Store:
 
     def record_request(self, run_id: str, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Write a request and its samples atomically (all or nothing)."""
+        self.record_requests(run_id, [(request, samples)])
+
+    def record_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        """Write several requests, each with all its samples, in one transaction (all or nothing).
+
+        The Runner groups the responses that arrive together into one commit: a commit costs more
+        than the rows it writes, and each request in it is still whole or absent after a kill.
+        """
         now = time.time()
         with self._tx():
-            self.conn.execute(
+            self.conn.executemany(
                 "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, *_request_row(request), now),
+                [(run_id, *_request_row(request), now) for request, _ in batch],
             )
             self.conn.executemany(
                 f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_sample_row(s)) for s in samples],
+                [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
             )
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
