@@ -108,3 +108,29 @@ def test_without_the_flag_nothing_imports_ray() -> None:
         "assert 'ray' not in sys.modules, 'ray imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_executor_ray_and_its_flag_errors(tmp_path: Path, cluster: None, capsys: Any) -> None:
+    import json
+
+    from infereco.cli import main
+
+    with FakeServer() as fake:
+        args = ["run", "--backend", "openai", "--model", "fake", "--base-url", fake.base_url, "--limit", "3",
+                "--n", "2", "--input-price", "0", "--output-price", "0", "--store", str(tmp_path / "c.db"), "--quiet"]  # fmt: skip
+        main([*args, "--executor", "ray", "--json"])
+        assert json.loads(capsys.readouterr().out)["totals"]["samples"] == 6
+        for extra, message in (
+            (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+            (["--executor", "spark"], "--executor must be local or ray"),
+        ):
+            with pytest.raises(SystemExit) as exit_:
+                main([*args, *extra])
+            assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_ray_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with FakeServer() as fake, pytest.raises(UserError, match=r"pip install 'infereco\[ray\]'"):
+        _sweep(fake, tmp_path / "m.db", executor="ray")
+    assert len(fake.model.keys) == 0

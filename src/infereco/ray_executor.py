@@ -103,8 +103,8 @@ def solve_shard(
 ) -> Iterator[tuple[Any, ...]]:
     """On a Ray worker: rebuild the run from its stored config and solve some of its problems.
 
-    Yields ("request", RequestRecord, samples) and ("result", ProblemResult) as they happen, then
-    ("summary", reused, over_budget). A request that failed for good is raised after the records of
+    Yields lists (whatever is ready at once) of ("request", RequestRecord, samples) and ("result",
+    ProblemResult) in the order they happened, then [("summary", reused, over_budget)]. A request that failed for good is raised after the records of
     the requests that were already in flight have been yielded (as the local Runner stores them).
     """
     from infereco.api import spec_from_config
@@ -134,13 +134,21 @@ def solve_shard(
 
     threading.Thread(target=work, daemon=True, name="infereco-shard").start()
     while True:
-        item = out.get()
-        if item[0] == _DONE:
+        items = [out.get()]  # wait for one, then take whatever else is ready: one Ray object per batch
+        while True:
+            try:
+                items.append(out.get_nowait())
+            except queue.Empty:
+                break
+        records = [i for i in items if i[0] not in (_DONE, "error")]
+        if records:
+            yield records
+        ends = [i for i in items if i[0] in (_DONE, "error")]
+        if ends:
+            if ends[0][0] == "error":
+                raise ends[0][1]
             break
-        if item[0] == "error":
-            raise item[1]
-        yield item
-    yield ("summary", runner.progress.samples_reused, list(runner.problems_over_budget))
+    yield [("summary", runner.progress.samples_reused, list(runner.problems_over_budget))]
 
 
 def run_on_ray(
@@ -197,19 +205,28 @@ def run_on_ray(
         streams.append(remote.remote(config, spec.label, run_id, ids, stored, spend, problem_budget, retries))
     failure: BaseException | None = None
     waiting = list(streams)
+    writer = _Writer(db, runner)
     try:
         while waiting:
-            (ready, *_), waiting = ray.wait(waiting, num_returns=1)
+            # block only when nothing is waiting to be written; else write as soon as nothing is ready
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=0 if writer.batch else None)
+            if not ready:
+                writer.flush()
+                continue
+            stream = ready[0]
             try:
-                item = ray.get(next(ready))
+                item = ray.get(next(stream))  # a list of records
             except StopIteration:
                 continue
             except ray.exceptions.RayTaskError as exc:  # the shard's own error, e.g. a BackendError
                 failure = failure or _cause(exc)
                 continue  # the other shards go on: what they pay for is stored
-            waiting.append(ready)
-            _write(db, runner, item)
+            waiting.append(stream)
+            for record in item:
+                writer.add(record)
+        writer.flush()
     except BaseException:
+        writer.flush()  # what arrived was paid for: store it before giving up
         for stream in streams:
             ray.cancel(stream, force=False)
         db.set_status(run_id, "interrupted")
@@ -221,23 +238,40 @@ def run_on_ray(
     return runner
 
 
-def _write(db: Store, runner: Runner, item: tuple[Any, ...]) -> None:
-    p = runner.progress
-    if item[0] == "request":
-        _, request, samples = item
-        db.record_request(runner.run_id, request, samples)
-        p.requests_sent += 1
-        p.samples_done += len(samples)
-        p.completion_tokens += request.completion_tokens
-        p.cost_usd += request.cost_usd
-        p.changed()
-    elif item[0] == "result":
-        db.record_result(runner.run_id, item[1])
-    elif item[0] == "summary":
-        _, reused, over = item
-        p.samples_reused += reused
-        runner.problems_over_budget.extend(over)
-        p.changed()
+class _Writer:
+    """Writes streamed records: requests grouped into one transaction per batch (each request whole),
+    and every result only after the requests before it are stored, so a stored result never lacks
+    its samples."""
+
+    def __init__(self, db: Store, runner: Runner) -> None:
+        self.db, self.runner = db, runner
+        self.batch: list[tuple[RequestRecord, list[SampleRecord]]] = []
+
+    def flush(self) -> None:
+        if self.batch:
+            self.db.record_requests(self.runner.run_id, self.batch)
+            self.batch = []
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        p = self.runner.progress
+        if item[0] == "request":
+            _, request, samples = item
+            self.batch.append((request, samples))
+            if len(self.batch) >= 256:
+                self.flush()
+            p.requests_sent += 1
+            p.samples_done += len(samples)
+            p.completion_tokens += request.completion_tokens
+            p.cost_usd += request.cost_usd
+            p.changed()
+        elif item[0] == "result":
+            self.flush()
+            self.db.record_result(self.runner.run_id, item[1])
+        elif item[0] == "summary":
+            _, reused, over = item
+            p.samples_reused += reused
+            self.runner.problems_over_budget.extend(over)
+            p.changed()
 
 
 def _cause(exc: BaseException) -> BaseException:
