@@ -9,8 +9,9 @@ request. Three figures from one run, on the same server:
   reservation, pricing, checker, every request with its samples written to SQLite (group commits:
   the responses of one event-loop turn share a transaction) before its cost is committed, results,
   progress; the store is a fresh file on local disk (and, for comparison, an in-memory database).
-`--profile` adds a cProfile of the runner pass (top functions by own time). Run:
-    python benchmarks/runner_throughput.py [--problems 1000] [--n 4] [--concurrency 64]
+`--profile` adds a cProfile of the runner pass (top functions by own time); `--ray` adds the same
+sweep through `--executor ray` on a local Ray cluster of 2 CPUs (needs `infereco[ray]`). Run:
+    python benchmarks/runner_throughput.py [--problems 1000] [--n 4] [--concurrency 64] [--ray]
 """
 
 from __future__ import annotations
@@ -179,12 +180,34 @@ def runner_pass(url: str, problems: int, n: int, concurrency: int, store: Path, 
     return out
 
 
+def ray_pass(url: str, problems: int, n: int, concurrency: int, store: Path) -> dict[str, float]:
+    """Requests/s of the same sweep through the Ray executor (workers + one writing driver), Ray's
+    start excluded (a cluster is started once and reused)."""
+    import ray
+
+    from infereco.api import run
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
+    try:
+        t0 = time.perf_counter()
+        result = run(
+            "arithmetic", level=3, limit=problems, n=n, backend="openai", base_url=url, model="instant", max_n=1,
+            concurrency=concurrency, max_tokens=16, input_price=1.0, output_price=2.0, store=store, executor="ray",
+        )  # fmt: skip
+        elapsed = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    requests = result.totals["requests"]
+    return {"requests": requests, "seconds": round(elapsed, 2), "req_per_s": round(requests / elapsed, 0)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", type=int, default=1000)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--profile", action="store_true", help="also profile a runner pass (slower: cProfile overhead)")
+    ap.add_argument("--ray", action="store_true", help="also run the sweep with --executor ray (local cluster)")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -202,6 +225,8 @@ def main() -> None:
             # the same with the store in memory: what the file writes (WAL) add
             memory = runner_pass(url, args.problems, args.n, args.concurrency, Path(":memory:"), False)
             result["runner_store_in_memory_req_per_s"] = memory["req_per_s"]
+            if args.ray:
+                result["ray_executor"] = ray_pass(url, args.problems, args.n, args.concurrency, Path(tmp) / "ray.db")
             if args.profile:
                 prof = runner_pass(url, args.problems, args.n, args.concurrency, Path(tmp) / "prof.db", True)
                 print(prof.pop("profile"))

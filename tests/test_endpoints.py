@@ -12,10 +12,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fakeserver import FakeServer
 from infereco.api import run as api_run
 from infereco.backends.endpoints import EndpointPool
 from infereco.backends.openai import OpenAIBackend
+from infereco.errors import BackendError
 
 LIMIT, N, MAX_N = 6, 4, 1  # 24 requests per sweep
 
@@ -79,6 +82,10 @@ def _closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def _backend(urls: list[str] | str, **kwargs: Any) -> OpenAIBackend:
@@ -158,3 +165,21 @@ def test_cli_takes_base_url_repeated(tmp_path: Path, capsys: Any) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["totals"]["samples"] == 16
     assert sum(served) == 16 and min(served) > 0
+
+
+def test_a_run_on_several_replicas_resumes_on_them_from_its_stored_config(tmp_path: Path) -> None:
+    from infereco.api import resume
+
+    db = tmp_path / "resume.db"
+    # both replicas serve 4 requests in all, then refuse: the run stops part-way
+    with FakeServer(fail_after=2) as a, FakeServer(fail_after=2) as b:
+        backend = _backend([a.base_url, b.base_url], max_retries=0)
+        with pytest.raises(BackendError, match="HTTP 400"):
+            _sweep(backend, db)
+        paid_first = len(a.model.keys) + len(b.model.keys)
+    assert paid_first == 4
+    with FakeServer(port=_port(a.base_url)) as a2, FakeServer(port=_port(b.base_url)) as b2:  # the same URLs
+        result = resume(db)  # rebuilt from the stored list of URLs
+        resent = len(a2.model.keys) + len(b2.model.keys)
+        assert len(a2.model.keys) > 0 and len(b2.model.keys) > 0
+    assert resent == LIMIT * N // MAX_N - 4 and result.totals["samples"] == LIMIT * N
