@@ -134,3 +134,21 @@ def test_a_missing_ray_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch:
     with FakeServer() as fake, pytest.raises(UserError, match=r"pip install 'infereco\[ray\]'"):
         _sweep(fake, tmp_path / "m.db", executor="ray")
     assert len(fake.model.keys) == 0
+
+
+def test_per_problem_budgets_hold_on_ray_as_locally(tmp_path: Path, cluster: None) -> None:
+    from infereco.budget import prompt_token_bound
+    from infereco.tasks import arithmetic_task
+
+    task = arithmetic_task(level=2, limit=LIMIT)
+    # room for one request (n=2, max_tokens 30) of every problem, never for two
+    per_problem = max(prompt_token_bound(task.messages(p)) + 2 * 30 for p in task.problems)
+    results = []
+    for executor in ("local", "ray"):
+        with FakeServer() as fake:
+            results.append(_sweep(fake, tmp_path / f"{executor}.db", executor=executor, max_tokens=30,
+                                  budget_tokens_per_problem=per_problem))  # fmt: skip
+    local, remote = results
+    assert _contents(tmp_path / "ray.db") == _contents(tmp_path / "local.db")
+    assert remote.totals["requests"] == LIMIT and remote.totals["problems_done"] == 0
+    assert remote.budget_note == local.budget_note and f"{LIMIT} problem(s) stopped" in (remote.budget_note or "")
