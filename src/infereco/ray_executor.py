@@ -7,8 +7,8 @@ Why the store stays single-writer in the driver (see docs/architecture.md, "Scal
   an in-memory copy of what the store already holds for its problems (so a resumed run reuses
   stored samples and sends only the missing ones) that streams every request it records
   (the request row with all its samples) and every result back to the driver the moment it is made;
-- the driver writes each streamed record with the same key, one transaction per request, as the
-  local Runner does. A problem belongs to exactly one shard, so no two workers can ask for the same
+- the driver writes the streamed records with the same keys, each request whole (grouped into
+  transactions, as the local Runner does). A problem belongs to exactly one shard, so no two workers can ask for the same
   key, and a killed driver loses at most the requests in flight or in transit, never a stored one:
   `--resume` sends exactly the rest, as with the local executor.
 

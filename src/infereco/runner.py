@@ -2,7 +2,8 @@
 
 It feeds problems to a strategy, answers the strategy's requests for samples from the store when
 it can and from the backend when it must, prices every response, and writes each request with its
-samples in one transaction right after the response arrives. Kill it at any instant and the store
+samples right after the response arrives (the responses of one event-loop turn share a
+transaction; each request is whole in it). Kill it at any instant and the store
 holds only whole requests; run it again and it sends exactly the requests that are missing.
 """
 
@@ -386,10 +387,8 @@ class Runner:
         assert done is not None
         try:
             self.store.record_requests(self.run_id, batch)
-        except BaseException as exc:
+        except Exception as exc:  # every waiter of this turn fails with it: none of them is stored
             done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
         else:
             done.set_result(None)
 
