@@ -100,12 +100,13 @@ def solve_shard(
     spend: dict[str, tuple[float, int]],
     problem_budget: tuple[float | None, int | None],
     max_retries: int | None = None,
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[list[tuple[Any, ...]]]:
     """On a Ray worker: rebuild the run from its stored config and solve some of its problems.
 
     Yields lists (whatever is ready at once) of ("request", RequestRecord, samples) and ("result",
-    ProblemResult) in the order they happened, then [("summary", reused, over_budget)]. A request that failed for good is raised after the records of
-    the requests that were already in flight have been yielded (as the local Runner stores them).
+    ProblemResult) in the order they happened, then [("summary", reused, over_budget)]. A request
+    that failed for good is raised after the records of the requests that were already in flight
+    have been yielded (as the local Runner stores them before raising).
     """
     from infereco.api import spec_from_config
 
@@ -190,8 +191,11 @@ def run_on_ray(
     if not pending:
         db.set_status(run_id, "done")
         return runner
+    # A shard takes one CPU; shards beyond the cluster's CPUs wait and start as others finish, so
+    # 4 per CPU balance uneven problems while each shard still amortises its start (rebuilding the
+    # task, a new HTTP session). Never retried by Ray: a rerun would pay again for what it streamed.
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    count = max(1, min(len(pending), shards or 2 * cpus))
+    count = max(1, min(len(pending), shards or 4 * cpus))
     size = math.ceil(len(pending) / count)
     parts = [pending[i : i + size] for i in range(0, len(pending), size)]
     remote = ray.remote(num_returns="streaming", max_retries=0)(solve_shard)
@@ -218,7 +222,7 @@ def run_on_ray(
                 item = ray.get(next(stream))  # a list of records
             except StopIteration:
                 continue
-            except ray.exceptions.RayTaskError as exc:  # the shard's own error, e.g. a BackendError
+            except ray.exceptions.RayError as exc:  # the shard's own error (a BackendError), a lost worker
                 failure = failure or _cause(exc)
                 continue  # the other shards go on: what they pay for is stored
             waiting.append(stream)
@@ -275,8 +279,13 @@ class _Writer:
 
 
 def _cause(exc: BaseException) -> BaseException:
+    """The shard's own exception (what the local executor would raise), or a one-line error for a
+    worker Ray lost (its node died): the records it streamed are stored, `--resume` sends the rest."""
     cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
+    if isinstance(cause, BaseException):
+        return cause
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return UserError(f"a Ray worker was lost ({type(exc).__name__}: {first}); the run is kept: --resume finishes it")
 
 
 __all__ = ["ShardStore", "run_on_ray", "solve_shard"]
