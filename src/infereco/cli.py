@@ -110,7 +110,7 @@ def run(
     n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,
     backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; repeat for replicas of the model (load-balanced)")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; repeat for replicas of the model (load-balanced)")] = None,
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
     concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (openai backend)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
