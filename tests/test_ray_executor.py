@@ -6,6 +6,7 @@ One Ray cluster (2 CPUs) is started for the module: `ray.init` takes a few secon
 from __future__ import annotations
 
 import sqlite3
+import time
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,3 +153,46 @@ def test_per_problem_budgets_hold_on_ray_as_locally(tmp_path: Path, cluster: Non
     assert _contents(tmp_path / "ray.db") == _contents(tmp_path / "local.db")
     assert remote.totals["requests"] == LIMIT and remote.totals["problems_done"] == 0
     assert remote.budget_note == local.budget_note and f"{LIMIT} problem(s) stopped" in (remote.budget_note or "")
+
+
+def test_kill9_of_a_ray_driver_then_resume_on_ray(tmp_path: Path, cluster: None) -> None:
+    """A real `infereco run --executor ray` joins this module's cluster; SIGKILL it mid-run, resume."""
+    import signal
+
+    import test_kill_resume as kr
+
+    address = ray.get_runtime_context().gcs_address
+    port = kr._free_port()
+    proc = subprocess.Popen([sys.executable, str(kr.ROOT / "tests" / "fakeserver.py"), str(port), str(kr.DELAY_S)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=kr.ROOT)  # fmt: skip
+    try:
+        assert "serving on" in proc.stdout.readline()
+        server = f"http://127.0.0.1:{port}"
+        reference = tmp_path / "clean.db"
+        assert kr._cli(kr._command(server, reference)).returncode == 0  # local, uninterrupted
+        served_reference = len(kr._stats(server))
+        store = tmp_path / "killed.db"
+        command = kr._command(server, store) + ["--executor", "ray", "--ray-address", address]
+        driver = subprocess.Popen(command, env=kr.ENV, cwd=kr.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            kr._wait_for_samples(driver, store)
+        finally:
+            driver.send_signal(signal.SIGKILL)
+            driver.wait(timeout=10)
+        time.sleep(1.0)  # Ray ends the dead driver's workers; answers in flight finish on the server
+        run_id = kr._query(store, "SELECT run_id FROM runs")[0][0]
+        stored = {f"{run_id}/{key}" for (key,) in kr._query(store, "SELECT request_key FROM requests")}
+        assert kr._check_killed_store(store) == len(stored)
+        served_before = kr._stats(server)[served_reference:]
+        done = kr._cli(command + ["--resume"])
+        assert done.returncode == 0, done.stderr
+        served_after = kr._stats(server)[served_reference:]
+        assert served_after[: len(served_before)] == served_before
+        new = served_after[len(served_before) :]
+        assert not set(new) & stored, "a request stored before the kill was sent again"
+        assert len(new) == kr.TOTAL_REQUESTS - len(stored), "resume must send exactly the missing requests"
+        kr._assert_whole_requests(store)
+        assert kr._content(store) == kr._content(reference)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
