@@ -5,6 +5,7 @@ One Ray cluster (2 CPUs) is started for the module: `ray.init` takes a few secon
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import subprocess
@@ -26,11 +27,19 @@ LIMIT, N, MAX_N = 6, 4, 2
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
+    # no token authentication: a driver in a subprocess joins this cluster (test_kill9_...) and must
+    # not depend on ~/.ray/auth_token matching, which another local cluster may have rewritten
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 1024 * 1024)
     try:
         yield
     finally:
         ray.shutdown()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
 
 
 def _sweep(fake: FakeServer, store: Path, **overrides: Any) -> Any:
@@ -173,9 +182,14 @@ def test_kill9_of_a_ray_driver_then_resume_on_ray(tmp_path: Path, cluster: None)
         served_reference = len(kr._stats(server))
         store = tmp_path / "killed.db"
         command = kr._command(server, store) + ["--executor", "ray", "--ray-address", address]
-        driver = subprocess.Popen(command, env=kr.ENV, cwd=kr.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = tmp_path / "driver.log"
+        env = {**kr.ENV, "RAY_AUTH_MODE": "disabled"}
+        with open(log, "w") as err:
+            driver = subprocess.Popen(command, env=env, cwd=kr.ROOT, stdout=subprocess.DEVNULL, stderr=err)
         try:
             kr._wait_for_samples(driver, store)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {log.read_text()[-500:]}") from None
         finally:
             driver.send_signal(signal.SIGKILL)
             driver.wait(timeout=10)
@@ -184,7 +198,7 @@ def test_kill9_of_a_ray_driver_then_resume_on_ray(tmp_path: Path, cluster: None)
         stored = {f"{run_id}/{key}" for (key,) in kr._query(store, "SELECT request_key FROM requests")}
         assert kr._check_killed_store(store) == len(stored)
         served_before = kr._stats(server)[served_reference:]
-        done = kr._cli(command + ["--resume"])
+        done = subprocess.run(command + ["--resume"], env=env, cwd=kr.ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         served_after = kr._stats(server)[served_reference:]
         assert served_after[: len(served_before)] == served_before
