@@ -22,7 +22,7 @@ import random
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,32 @@ from infereco.backends.endpoints import EndpointPool
 from infereco.errors import BackendError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class HTTPAnswer:
+    """A whole HTTP answer, read: the part of `httpx.Response` the backend and its subclasses use
+    (`status_code`, `headers`, `reason_phrase`, `text`, `json()`, `request.url`), so code that parses
+    answers does not depend on which HTTP client fetched them."""
+
+    __slots__ = ("status_code", "reason_phrase", "headers", "content", "request")
+
+    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code, self.reason_phrase, self.headers, self.content = status, reason, headers, content
+        self.request = _Sent(url)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _Sent:
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -199,9 +225,8 @@ class OpenAIBackend:
             retry_after: float | None = None
             healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
             try:
-                async with self._http().post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as response:
-                    status, reason, retry_header = response.status, response.reason, response.headers.get("retry-after")
-                    content = await response.read()
+                async with self._http().post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as raw:
+                    response = HTTPAnswer(url, raw.status, raw.reason or "", raw.headers, await raw.read())
             except asyncio.TimeoutError:
                 last_reason = f"timed out after {self.timeout_s:g}s"
             except aiohttp.ClientConnectorError as exc:
@@ -214,22 +239,23 @@ class OpenAIBackend:
             else:
                 latency = time.perf_counter() - started
                 # only a retryable status counts against the endpoint: a 400 is the request's fault
-                healthy = status not in RETRY_STATUS
-                if status == 200:
-                    return self._parse(url, content, request, latency)
-                last_reason = f"HTTP {status}: {_short_error(content, reason)}"
+                healthy = response.status_code not in RETRY_STATUS
+                if response.status_code == 200:
+                    return self._parse(response, request, latency)
+                last_reason = f"HTTP {response.status_code}: {_short_error(response)}"
                 if healthy:
                     raise BackendError(f"{url}: {last_reason}")
-                retry_after = parse_retry_after(retry_header)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
             finally:
                 self.endpoints.release(endpoint, healthy)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
-    def _parse(self, url: str, content: bytes, request: GenerationRequest, latency: float) -> list[Completion]:
+    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
+        url = str(response.request.url)
         try:
-            data = json.loads(content)
+            data = response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
         except (ValueError, KeyError, TypeError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
@@ -323,13 +349,13 @@ def _env_proxy(url: str) -> str | None:
     return proxy
 
 
-def _short_error(content: bytes, reason: str | None) -> str:
+def _short_error(response: HTTPAnswer) -> str:
     """The server's own error message, on one line and short (never echoing request headers)."""
     try:
-        data = json.loads(content)
+        data = response.json()
         err = data.get("error", data) if isinstance(data, dict) else data
         message = err.get("message") if isinstance(err, dict) else str(err)
     except ValueError:
-        message = content.decode("utf-8", "replace")
-    message = " ".join(str(message or reason or "").split())
+        message = response.text
+    message = " ".join(str(message or response.reason_phrase).split())
     return message[:200]
