@@ -57,7 +57,7 @@ def make_backend(
     backend: str = "llamacpp",
     *,
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
@@ -71,7 +71,8 @@ def make_backend(
 
     `api` picks the OpenAI endpoint: "chat" for instruct models, "completions" for base models
     (see `OpenAIBackend`). The embedded model is an instruct model served by chat only, so any
-    other `api` there is an error rather than silently ignored.
+    other `api` there is an error rather than silently ignored. `base_url` may list several
+    replicas of the same model; requests are spread over the healthy ones by outstanding load.
     """
     kind = backend.strip().lower()
     if not timeout_s > 0:
@@ -94,8 +95,9 @@ def make_backend(
             raise UserError("--backend openai needs --model NAME (the name the server knows the model by)")
         if max_retries < 0:
             raise UserError(f"--max-retries must be >= 0, got {max_retries}")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
         return OpenAIBackend(
-            base_url,
+            urls[0] if len(urls) == 1 else urls,
             model,
             api_key_env=api_key_env,
             concurrency=concurrency or 8,
@@ -243,7 +245,7 @@ def run(
     n: int = 16,
     backend: str | Backend = "llamacpp",
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
@@ -276,6 +278,8 @@ def run(
     draft_model: str | None = None,
     draft_base_url: str | None = None,
     accept_threshold: float = 7.0,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
 
@@ -329,7 +333,9 @@ def run(
     )
     budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
     problem_budget = (budget_usd_per_problem, budget_tokens_per_problem)
-    return execute(spec, the_backend, store, price, progress, budget, problem_budget, roles)
+    return execute(
+        spec, the_backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
+    )
 
 
 def execute(
@@ -341,22 +347,39 @@ def execute(
     budget: Budget | None = None,
     problem_budget: tuple[float | None, int | None] = (None, None),
     roles: dict[str, tuple[Backend, Price]] | None = None,
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
-    """Run a fully built spec (used by `run` and by `--resume` from a stored config)."""
+    """Run a fully built spec (used by `run` and by `--resume` from a stored config).
+
+    `executor="ray"` shards the problems over a Ray cluster (`ray_address`, or a local one); the
+    records come back to this process and are written to the same store with the same keys.
+    """
     for value, flag in zip(problem_budget, ("--budget-usd-per-problem", "--budget-tokens-per-problem")):
         if value is not None and value < 0:
             raise UserError(f"{flag} must be >= 0, got {value}")
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
     with Store(store) as db:
-        runner = Runner(spec, backend, db, price, progress, budget, problem_budget, roles)
+        if executor == "ray":
+            from infereco.ray_executor import run_on_ray  # imports Ray; nothing else does
 
-        async def go() -> str:
-            try:
-                return await runner.run()
-            finally:
-                for each in runner.backends:
-                    await each.aclose()
+            runner = run_on_ray(spec, backend, db, price, progress, budget, problem_budget, roles, address=ray_address)
+            run_id = runner.run_id
+        else:
+            runner = Runner(spec, backend, db, price, progress, budget, problem_budget, roles)
 
-        run_id = asyncio.run(go())
+            async def go() -> str:
+                try:
+                    return await runner.run()
+                finally:
+                    for each in runner.backends:
+                        await each.aclose()
+
+            run_id = asyncio.run(go())
         result = result_from_store(db, run_id, reused=runner.progress.samples_reused, sent=runner.progress.requests_sent)
         notes = []
         if runner.budget.exhausted:
@@ -538,6 +561,8 @@ def resume(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunResult:
     """Finish a stored run (the latest unfinished one if `run_id` is None) from its stored config.
 
@@ -551,7 +576,9 @@ def resume(
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
     spec, backend, price, roles = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
-    return execute(spec, backend, store, price, progress, budget, problem_budget, roles)
+    return execute(
+        spec, backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
+    )
 
 
 _VERIFIER_OPTIONS = ("verifier", "judge_model", "judge_base_url", "reward_url", "reward_model", "reward_price")

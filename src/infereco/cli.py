@@ -131,7 +131,7 @@ def run(
     n: Annotated[int, typer.Option("--n", help="samples (beams, particles) per problem")] = 16,
     backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; repeat for replicas of the model (load-balanced)")] = None,
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
     concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (default: 2 embedded, 8 openai)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
@@ -151,6 +151,8 @@ def run(
     budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the run's prompt + completion tokens")] = None,
     budget_usd_per_problem: Annotated[Optional[float], typer.Option(help="hard limit on the USD spent on any one problem")] = None,
     budget_tokens_per_problem: Annotated[Optional[int], typer.Option(help="hard limit on the tokens spent on any one problem")] = None,
+    executor: Annotated[str, typer.Option(help="local (one process) or ray (problems sharded over a Ray cluster; pip install 'infereco[ray]')")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster to join (e.g. auto, ray://host:10001); default a local one")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
@@ -176,7 +178,7 @@ def run(
         reward_price=reward_price, max_steps=max_steps, step_delimiter=step_delimiter, beam_width=beam_width,
         pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
         draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
-        stop_confidence=stop_confidence, stop_margin=stop_margin,
+        stop_confidence=stop_confidence, stop_margin=stop_margin, executor=executor, ray_address=ray_address,
     )  # fmt: skip
     from_file: dict[str, Any] = {}
     if config is not None:
@@ -189,7 +191,7 @@ def run(
         if o[path_flag] is not None:
             o[path_flag] = Path(o[path_flag])
     sampling_flags = given - {"config", "resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd",
-                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem"}
+                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem", "executor", "ray_address"}
     try:
         result = _run_or_resume(o, given, sampling_flags, resume, run_id, quiet or as_json)
     except UserError as exc:
@@ -214,6 +216,7 @@ def _run_or_resume(
                 problem_budget=(o["budget_usd_per_problem"], o["budget_tokens_per_problem"]),
                 timeout_s=o["timeout"] if "timeout" in given else None,
                 max_retries=o["max_retries"] if "max_retries" in given else None,
+                executor=o["executor"], ray_address=o["ray_address"],
             )  # fmt: skip
         else:
             result = api.run(
@@ -229,7 +232,7 @@ def _run_or_resume(
                 judge_prompt=o["judge_prompt"],
                 reward_url=o["reward_url"], reward_model=o["reward_model"], reward_price=o["reward_price"],
                 search=_strategy_options(o), draft_model=o["draft_model"], draft_base_url=o["draft_base_url"],
-                accept_threshold=o["accept_threshold"],
+                accept_threshold=o["accept_threshold"], executor=o["executor"], ray_address=o["ray_address"],
             )  # fmt: skip
     return result
 

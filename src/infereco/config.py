@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from infereco.errors import UserError
 
@@ -63,7 +63,10 @@ class RunConfig(BaseModel):
     n: Optional[int] = Field(None, ge=1)
     backend: Optional[Literal["llamacpp", "embedded", "local", "openai"]] = None
     model: Optional[str] = None
-    base_url: Optional[str] = Field(None, pattern=r"^https?://")
+    #: one endpoint, or a list of replicas of the same model
+    base_url: Optional[str | list[Annotated[str, StringConstraints(pattern=r"^https?://")]]] = Field(None, pattern=r"^https?://")
+    executor: Optional[Literal["local", "ray"]] = None
+    ray_address: Optional[str] = None
     api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     concurrency: Optional[int] = Field(None, ge=1)
     max_n: Optional[int] = Field(None, ge=1)

@@ -2,7 +2,8 @@
 
 It feeds problems to a strategy, answers the strategy's requests for samples from the store when
 it can and from the backend when it must, prices every response, and writes each request with its
-samples in one transaction right after the response arrives. Kill it at any instant and the store
+samples right after the response arrives (the responses of one event-loop turn share a
+transaction; each request is whole in it). Kill it at any instant and the store
 holds only whole requests; run it again and it sends exactly the requests that are missing.
 """
 
@@ -93,26 +94,28 @@ class BusyClock:
     def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
         self._now = now
         self._last = now()
-        self._charged: dict[int, float] = {}
+        # the time one request in flight has been charged since the clock started: each interval
+        # adds its length / the number in flight, so a request's charge is the difference between
+        # its stop and its start (O(1) per event, however many are in flight)
+        self._share = 0.0
+        self._started: dict[int, float] = {}
         self._next = 0
 
     def _advance(self) -> None:
         t = self._now()
-        if self._charged:
-            share = (t - self._last) / len(self._charged)
-            for token in self._charged:
-                self._charged[token] += share
+        if self._started:
+            self._share += (t - self._last) / len(self._started)
         self._last = t
 
     def start(self) -> int:
         self._advance()
         token, self._next = self._next, self._next + 1
-        self._charged[token] = 0.0
+        self._started[token] = self._share
         return token
 
     def stop(self, token: int) -> float:
         self._advance()
-        return self._charged.pop(token)
+        return self._share - self._started.pop(token)
 
 
 @dataclass
@@ -216,6 +219,8 @@ class Runner:
         #: problems whose own budget ran out: answered from what was affordable, or left unsolved
         self.problems_at_budget: set[str] = set()
         self.problems_over_budget: list[str] = []  # the unsolved ones
+        self._pending_writes: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        self._flushed: asyncio.Future[None] | None = None
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -231,23 +236,7 @@ class Runner:
 
     async def run(self) -> str:
         """Solve every problem not already solved; return the run id."""
-        task = self.spec.task
-        label, config = self.spec.default_label(self.backend), self.config()
-        existed = self.store.ensure_run(self.run_id, label, config)
-        if existed:
-            self.store.update_run(self.run_id, label, config)  # the latest N and label
-        self.store.add_problems(self.run_id, task.problems)
-        if existed:  # a budget covers the whole run, including what earlier sessions already paid
-            paid = self.store.totals(self.run_id)
-            self.budget.spent_usd = paid["cost_usd"]
-            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
-        n = self._n
-        done = self.store.done_problems(self.run_id, n) if existed else set()
-        pending = [p for p in task.problems if p.id not in done]
-        self.progress.samples_total = len(task.problems) * n
-        self.progress.samples_done = len(done) * n
-        self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
-        self.progress.changed()
+        pending = self.prepare()
         for backend in self.backends:
             start = getattr(backend, "start", None)
             if start is not None and pending:
@@ -271,6 +260,31 @@ class Runner:
             raise self._failure or errors[0]
         self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
         return self.run_id
+
+    def prepare(self) -> list[Problem]:
+        """Record the run and its problems, count what earlier sessions paid; return the unsolved problems.
+
+        Shared by `run` and by executors that solve the problems elsewhere (`infereco.ray_executor`)
+        and hand the records back to be written here.
+        """
+        task = self.spec.task
+        label, config = self.spec.default_label(self.backend), self.config()
+        existed = self.store.ensure_run(self.run_id, label, config)
+        if existed:
+            self.store.update_run(self.run_id, label, config)  # the latest N and label
+        self.store.add_problems(self.run_id, task.problems)
+        if existed:  # a budget covers the whole run, including what earlier sessions already paid
+            paid = self.store.totals(self.run_id)
+            self.budget.spent_usd = paid["cost_usd"]
+            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
+        n = self._n
+        done = self.store.done_problems(self.run_id, n) if existed else set()
+        pending = [p for p in task.problems if p.id not in done]
+        self.progress.samples_total = len(task.problems) * n
+        self.progress.samples_done = len(done) * n
+        self.progress.samples_reused = len(done) * n  # solved problems: everything comes from the store
+        self.progress.changed()
+        return pending
 
     async def _worker(self, queue: asyncio.Queue[Problem]) -> None:
         while self._failure is None and not self.budget.exhausted:
@@ -457,7 +471,7 @@ class Runner:
             unconfirmed_tokens=ledger.lost_tokens,
         )
         lost_usd, lost_tokens = ledger.settle()
-        self.store.record_request(self.run_id, request_record, records)
+        await self._write(request_record, records)  # stored before its cost is committed to the budgets
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
         self.budget.commit(reservation, request_record.cost_usd + lost_usd, used_tokens)
         own_budget.commit(own, request_record.cost_usd + lost_usd, used_tokens)
@@ -469,6 +483,31 @@ class Runner:
         p.changed()
         return records
 
+
+    async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
+        """Store a request with its samples: group commit of everything that arrives in one loop turn.
+
+        The first response of a turn schedules one flush for the next turn; every response of this
+        turn joins it and waits. One transaction holds them all (each request whole), which is what
+        lets the runner keep up with thousands of responses a second (docs/benchmarks.md).
+        """
+        self._pending_writes.append((request, samples))
+        if self._flushed is None:
+            loop = asyncio.get_running_loop()
+            self._flushed = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._flushed)  # a cancelled waiter must not cancel the others' flush
+
+    def _flush(self) -> None:
+        batch, done = self._pending_writes, self._flushed
+        self._pending_writes, self._flushed = [], None
+        assert done is not None
+        try:
+            self.store.record_requests(self.run_id, batch)
+        except Exception as exc:  # every waiter of this turn fails with it: none of them is stored
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
     def _problem_budget(self, problem_id: str) -> Budget:
         """The per-problem budget, counting what this problem already cost in earlier sessions."""

@@ -13,7 +13,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -212,17 +211,39 @@ class Store:
         ).fetchall()
         return [_sample_from_row(r) for r in rows]
 
+    def problem_samples(self, run_id: str, problem_ids: Iterable[str]) -> list[SampleRecord]:
+        """Every stored sample (all steps) of some problems of a run: what a remote worker may reuse."""
+        wanted = list(problem_ids)
+        out: list[SampleRecord] = []
+        for i in range(0, len(wanted), 500):  # stay under SQLite's limit on bound parameters
+            chunk = wanted[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run_id=? AND problem_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY problem_id, step, sample_index",
+                (run_id, *chunk),
+            ).fetchall()
+            out += [_sample_from_row(r) for r in rows]
+        return out
+
     def record_request(self, run_id: str, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Write a request and its samples atomically (all or nothing)."""
+        self.record_requests(run_id, [(request, samples)])
+
+    def record_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        """Write several requests, each with all its samples, in one transaction (all or nothing).
+
+        The Runner groups the responses that arrive together into one commit: a commit costs more
+        than the rows it writes, and each request in it is still whole or absent after a kill.
+        """
         now = time.time()
         with self._tx():
-            self.conn.execute(
+            self.conn.executemany(
                 f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
-                (run_id, *astuple(request), now),
+                [(run_id, *_request_row(request), now) for request, _ in batch],
             )
             self.conn.executemany(
                 f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_sample_row(s)) for s in samples],
+                [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
             )
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
@@ -401,6 +422,14 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _request_row(r: RequestRecord) -> tuple[Any, ...]:
+    # not dataclasses.astuple: it deep-copies every field, a third of a store write's time
+    return (
+        r.key, r.problem_id, r.step, r.start_index, r.n, r.seed, r.latency_s, r.busy_s, r.prompt_tokens,
+        r.cached_prompt_tokens, r.completion_tokens, r.cost_usd, r.attempts, r.unconfirmed_usd, r.unconfirmed_tokens,
+    )  # fmt: skip
 
 
 def _sample_row(s: SampleRecord) -> tuple[Any, ...]:

@@ -1,6 +1,6 @@
 """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp's server, Ollama, hosted APIs.
 
-Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over httpx (async). The API
+Speaks `/v1/chat/completions` (or `/v1/completions`, for base models) over aiohttp. The API
 key is read from an environment variable at construction and kept only in memory: it is never part
 of `describe()`, logs or error messages.
 Transient failures (connection errors, timeouts, 429, 5xx, a 200 whose body is cut short or is not
@@ -8,21 +8,31 @@ JSON) are retried with exponential backoff and full jitter, honouring `Retry-Aft
 fails at once with a one-line `BackendError`. Before each retry the request's `retry_gate` (if any)
 is told whether the failed try may have been billed; an answer without `usage` is counted at its
 upper bound (prompt bound, `max_tokens` per choice), since the provider billed what it counted.
+
+Why aiohttp and not httpx (used elsewhere for one-off calls): against a server that answers at once,
+httpx's async client peaks at ~1,650 requests/s on one core and falls to ~600 with 64 connections
+(its pool rescans every connection for every request), aiohttp sustains ~9,000-10,000; the
+client is the runner's ceiling (docs/benchmarks.md, "Runner throughput").
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import math
 import os
 import random
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
+from infereco.backends.endpoints import EndpointPool
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 
@@ -31,6 +41,32 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class _GarbledAnswer(BackendError):
     """A 200 whose body is not a completion (cut short, not JSON): transient, and possibly billed."""
+
+
+class HTTPAnswer:
+    """A whole HTTP answer, read: the part of `httpx.Response` the backend and its subclasses use
+    (`status_code`, `headers`, `reason_phrase`, `text`, `json()`, `request.url`), so code that parses
+    answers does not depend on which HTTP client fetched them."""
+
+    __slots__ = ("status_code", "reason_phrase", "headers", "content", "request")
+
+    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code, self.reason_phrase, self.headers, self.content = status, reason, headers, content
+        self.request = _Sent(url)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _Sent:
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -55,13 +91,18 @@ class OpenAIBackend:
     Instruct models want chat: the server applies their chat template. Base models have none and
     want `/completions` with the plain prompt of `render_prompt`; the two give different samples,
     so `api` is part of `describe()` and of the run's identity.
+
+    `base_url` may be a list of replicas serving the same model: each attempt goes to the healthy
+    one with the fewest requests outstanding, and one that keeps failing is taken out and probed
+    back in (`EndpointPool`). A retry may land on another replica; the answer does not depend on
+    which one serves it (the request's seed decides), so the run's identity leaves the URLs out.
     """
 
     kind = "openai"
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         *,
         api_key_env: str = "OPENAI_API_KEY",
@@ -75,13 +116,24 @@ class OpenAIBackend:
         extra_body: dict[str, Any] | None = None,
         count_tokens_from_logprobs: bool = False,
         api: str = "chat",
+        eject_after: int = 3,
+        cooldown_s: float = 5.0,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise BackendError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise BackendError(f"--base-url must start with http:// or https://, got {url!r}")
+        if len(set(u.rstrip("/") for u in urls)) != len(urls):
+            raise BackendError(f"--base-url given twice: {', '.join(urls)}")
         if api not in ("chat", "completions"):
             raise BackendError(f"--api must be chat or completions, got {api!r}")
         self.api = api
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self.endpoints = EndpointPool(self.base_urls, eject_after=eject_after, cooldown_s=cooldown_s)
+        self._proxies = {u: _env_proxy(u) for u in self.base_urls}
         self.model = model
         self.api_key_env = api_key_env
         self._api_key = os.environ.get(api_key_env, "")
@@ -95,13 +147,14 @@ class OpenAIBackend:
         # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
         # gives one entry per generated token of every choice, i.e. exact per-sample counts.
         self.count_tokens_from_logprobs = count_tokens_from_logprobs
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._rng = random.Random()
 
     # -- identity ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
+            "kind": self.kind, "model": self.model, "api_key_env": self.api_key_env,
+            "base_url": self.base_url if len(self.base_urls) == 1 else list(self.base_urls),
             "max_n": self.max_n, "concurrency": self.concurrency, "api": self.api, "timeout_s": self.timeout_s,
         }  # fmt: skip
 
@@ -116,20 +169,20 @@ class OpenAIBackend:
         return self.concurrency
 
     # -- transport --------------------------------------------------------------------------
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
+        """The session (made lazily: it belongs to the event loop that first uses it)."""
         if self._client is None:
             headers = {"Content-Type": "application/json"}
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
-            limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
-            self._client = httpx.AsyncClient(
-                headers=headers, timeout=httpx.Timeout(self.timeout_s, connect=10.0), limits=limits
-            )
+            connector = aiohttp.TCPConnector(limit=self.concurrency * 2, limit_per_host=0)
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=min(10.0, self.timeout_s))
+            self._client = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector)
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     def _path(self) -> str:
@@ -182,45 +235,58 @@ class OpenAIBackend:
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
-        url = self.base_url + self._path()
-        body = self._body(request)
+        path = self._path()
+        payload = json.dumps(self._body(request)).encode()
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
+        url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
+            endpoint = self.endpoints.acquire()
+            url = f"{endpoint.url}{path}"
             started = time.perf_counter()
             retry_after: float | None = None
+            healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
             # whether this try may have been billed: the request reached the server and no clear
             # refusal came back (a provider bills the answer it generated, even if it got lost)
             maybe_billed = True
             try:
-                response = await self._http().post(url, json=body, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                async with self._http().post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as raw:
+                    response = HTTPAnswer(url, raw.status, raw.reason or "", raw.headers, await raw.read())
+            except asyncio.TimeoutError:
+                last_reason = f"timed out after {self.timeout_s:g}s"
+            except aiohttp.ClientConnectorError as exc:
                 maybe_billed = False  # never reached the server
                 last_reason = f"cannot connect ({type(exc).__name__})"
-            except httpx.TimeoutException:
-                last_reason = f"timed out after {self.timeout_s:g}s"
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:  # dropped mid-answer, malformed HTTP
                 last_reason = f"connection lost ({type(exc).__name__})"
+            except BaseException:  # cancelled: the attempt says nothing about the endpoint
+                healthy = None
+                raise
             else:
                 latency = time.perf_counter() - started
+                # only a retryable status counts against the endpoint: a 400 is the request's fault
+                healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     try:
                         return self._parse(response, request, latency)
                     except _GarbledAnswer as exc:
+                        healthy = False  # a server that garbles its answers is not a healthy one
                         last_reason = self._redact(str(exc))
                 else:
                     maybe_billed = False  # an error status: the server refused the work
                     last_reason = f"HTTP {response.status_code}: {_short_error(response, self._redact)}"
-                    if response.status_code not in RETRY_STATUS:
+                    if healthy:  # not a transient status: the request's own fault, not the endpoint's
                         raise BackendError(f"{url}: {last_reason}")
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
+            finally:
+                self.endpoints.release(endpoint, healthy)
             if attempt < self.max_retries:
                 if request.retry_gate is not None and not request.retry_gate(maybe_billed):
                     raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
-    def _parse(self, response: httpx.Response, request: GenerationRequest, latency: float) -> list[Completion]:
+    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
         url = str(response.request.url)
         try:
             data = response.json()
@@ -341,7 +407,17 @@ def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _short_error(response: httpx.Response, redact: Any = None) -> str:
+def _env_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY / NO_PROXY name for `url`, looked up once (as httpx did by default;
+    aiohttp's own `trust_env` looks it up on every request, halving its requests/s)."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _short_error(response: HTTPAnswer, redact: Any = None) -> str:
     """The server's own error message, on one line and short (never echoing request headers)."""
     try:
         data = response.json()

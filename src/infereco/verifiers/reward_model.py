@@ -20,10 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from infereco.backends.base import Completion, GenerationRequest
-from infereco.backends.openai import OpenAIBackend
+from infereco.backends.openai import HTTPAnswer, OpenAIBackend
 from infereco.errors import BackendError
 from infereco.strategies.base import SamplingContext, SamplingParams, content_key
 
@@ -55,7 +53,7 @@ class RewardModelBackend(OpenAIBackend):
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         return {"model": self.model, "messages": [dict(m) for m in request.messages]}
 
-    def _parse(self, response: httpx.Response, request: GenerationRequest, latency: float) -> list[Completion]:
+    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
         url = str(response.request.url)
         try:
             data = response.json()
