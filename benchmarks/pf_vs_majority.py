@@ -4,8 +4,9 @@ Reads the sweep.json that `infereco sweep` writes (run one first, e.g.
 `infereco sweep --level 3 --limit 20 --strategies majority,pf --budgets 1,2,4,8 --out sweep/`) and,
 for every PF budget, finds what majority vote spends to reach the same accuracy: its tokens per
 problem interpolated on log(tokens) between the two budgets that bracket that accuracy. Prints a
-markdown table for docs/benchmarks.md. Tokens count every model call (prompt + completion, every
-step and verifier call); "per solved problem" divides by accuracy.
+markdown table for docs/benchmarks.md. Tokens are generated (completion) tokens of every model call,
+every step and verifier call included (`--all-tokens`: prompt tokens too, which a step-level search
+sends again at every step); "per solved problem" divides by accuracy.
 
 Usage: python benchmarks/pf_vs_majority.py sweep/sweep.json [--other pf|beam|epf|bon|...]
 """
@@ -38,15 +39,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_json", type=Path, nargs="+")
     parser.add_argument("--other", default="pf", help="the strategy to compare with majority (default pf)")
+    parser.add_argument("--all-tokens", action="store_true", help="count prompt tokens too")
     args = parser.parse_args()
-    print(f"| sweep | {args.other} N | accuracy | {args.other} tokens/problem | tokens per solved | "
-          "majority tokens/problem at that accuracy | majority tokens per solved | ratio |")  # fmt: skip
+    field = "tokens_per_problem" if args.all_tokens else "completion_tokens_per_problem"
+    kind = "tokens" if args.all_tokens else "generated tokens"
+    print(f"| sweep | {args.other} N | accuracy | {args.other} {kind}/problem | per solved | "
+          f"majority {kind}/problem at that accuracy | per solved | majority / {args.other} |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for path in args.sweep_json:
         points = json.loads(path.read_text())
-        majority = [(p["tokens_per_problem"], p["accuracy"]) for p in points if p["strategy"] == "majority"]
+        majority = [(p[field], p["accuracy"]) for p in points if p["strategy"] == "majority"]
         for p in sorted((p for p in points if p["strategy"] == args.other), key=lambda p: p["n"]):
-            acc, tokens = p["accuracy"], p["tokens_per_problem"]
+            acc, tokens = p["accuracy"], p[field]
             mine = tokens / acc if acc > 0 else math.inf
             theirs = tokens_at(majority, acc) if acc > 0 else None
             if theirs is None:

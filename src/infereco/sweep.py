@@ -92,9 +92,10 @@ def plot_sweep(points: Sequence[SweepPoint], path: str | Path, title: str = "") 
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy of the strategy's answer")
         ax.grid(True, alpha=0.3)
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     by_usd.xaxis.set_major_formatter(FuncFormatter(_usd_tick))
+    by_usd.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap on a short range
     by_usd.legend(fontsize=9, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
