@@ -54,6 +54,14 @@ def pair() -> Any:
         yield f"{url}/v1"
 
 
+def _prices(tmp_path: Path) -> Path:
+    """The target at 10x the drafter's price per token."""
+    path = tmp_path / "prices.toml"
+    path.write_text('[models."target"]\ninput_per_mtok = 10.0\noutput_per_mtok = 30.0\n'
+                    '[models."draft"]\ninput_per_mtok = 1.0\noutput_per_mtok = 3.0\n')  # fmt: skip
+    return path
+
+
 def test_expected_digit() -> None:
     top = [{"token": "8", "logprob": -0.1}, {"token": " 2", "logprob": -2.4}, {"token": "no", "logprob": -1.0}]
     p8, p2 = math.exp(-0.1), math.exp(-2.4)
@@ -66,11 +74,8 @@ def test_drafts_are_kept_or_rewritten_per_threshold_and_each_model_is_billed(
     tmp_path: Path, pair: str, threshold: float, kept: list[bool]
 ) -> None:
     store = tmp_path / "spec.db"
-    prices = tmp_path / "prices.toml"
-    prices.write_text('[models."target"]\ninput_per_mtok = 10.0\noutput_per_mtok = 30.0\n'
-                      '[models."draft"]\ninput_per_mtok = 1.0\noutput_per_mtok = 3.0\n')  # fmt: skip
     result = api_run("arithmetic", level=1, limit=1, strategy="majority", n=2, backend="openai", model="target",
-                     base_url=pair, prices=prices, store=store, draft_model="draft", draft_base_url=pair,
+                     base_url=pair, prices=_prices(tmp_path), store=store, draft_model="draft", draft_base_url=pair,
                      accept_threshold=threshold, temperature=0.0)  # fmt: skip
     with sqlite3.connect(store) as conn:
         info = json.loads(conn.execute("SELECT info_json FROM results").fetchone()[0])
@@ -92,3 +97,14 @@ def test_drafts_are_kept_or_rewritten_per_threshold_and_each_model_is_billed(
     assert result.totals["problems_done"] == 1
     models = {m for m, _ in _Pair.seen}
     assert models == {"draft", "target"}
+
+
+def test_particle_filtering_takes_the_speculative_generator_too(tmp_path: Path, pair: str) -> None:
+    store = tmp_path / "pf.db"
+    result = api_run("arithmetic", level=1, limit=1, strategy="pf", n=2, backend="openai", model="target",
+                     base_url=pair, prices=_prices(tmp_path), store=store, draft_model="draft",
+                     draft_base_url=pair, accept_threshold=7.0)  # fmt: skip
+    with sqlite3.connect(store) as conn:
+        kinds = {step.split("/", 1)[0] for (step,) in conn.execute("SELECT step FROM requests")}
+    assert kinds == {"draft", "rate", "target"}  # drafted, rated, the rejected step rewritten
+    assert result.pool.config["strategy"]["generator"] == {"draft_model": "draft", "threshold": 7.0}
