@@ -89,3 +89,19 @@ def test_adaptive_shares_the_majority_pool_and_reports_samples_used(tmp_path: Pa
     assert result.totals["problems_done"] == 6 and used == stored  # each problem's samples, as reported
     assert min(used.values()) >= 2 and sum(used.values()) < 6 * 16  # a 90%-right model converges early
     assert fixed.totals["samples"] == 6 * 16
+
+
+def test_the_adaptive_flags_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from infereco.cli import main as cli_main
+
+    with FakeServer(p_correct=0.9) as fake:
+        cli_main(["run", "--strategy", "adaptive", "--n", "12", "--round-size", "3", "--stop-rule", "margin",
+                  "--stop-margin", "3", "--level", "1", "--limit", "3", "--backend", "openai", "--model", "fake",
+                  "--base-url", fake.base_url, "--input-price", "0", "--output-price", "0",
+                  "--store", str(tmp_path / "a.db"), "--json"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["totals"]["problems_done"] == 3
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        config = json.loads(conn.execute("SELECT config_json FROM runs").fetchone()[0])
+        assert config["strategy"] == {"name": "adaptive", "n": 12, "round_size": 3, "rule": "margin", "margin": 3.0}
+        counts = [c for (c,) in conn.execute("SELECT COUNT(*) FROM samples GROUP BY problem_id")]
+    assert all(c % 3 == 0 for c in counts)  # whole rounds of 3
