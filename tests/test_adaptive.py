@@ -87,6 +87,7 @@ def test_adaptive_shares_the_majority_pool_and_reports_samples_used(tmp_path: Pa
         stored = dict(conn.execute("SELECT problem_id, COUNT(*) FROM samples WHERE run_id=? GROUP BY problem_id",
                                    (result.run_id,)).fetchall())  # fmt: skip
     assert result.totals["problems_done"] == 6 and used == stored  # each problem's samples, as reported
+    assert result.summary["mean_samples_used"] == pytest.approx(sum(used.values()) / 6)
     assert min(used.values()) >= 2 and sum(used.values()) < 6 * 16  # a 90%-right model converges early
     assert fixed.totals["samples"] == 6 * 16
 

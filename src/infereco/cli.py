@@ -92,6 +92,8 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         f"{t['samples']} samples ({result.reused_samples} reused from the store, {result.sent_requests} requests sent), "
         f"{t['completion_tokens']} completion tokens, ${t['cost_usd']:.4f}"
     )
+    if "mean_samples_used" in result.summary:
+        out.print(f"adaptive: {result.summary['mean_samples_used']:.1f} samples per problem on average before the vote settled")
     if result.budget_note:
         out.print(result.budget_note)
     if written:

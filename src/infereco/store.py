@@ -302,6 +302,11 @@ class Store:
             "unconfirmed_tokens": req[7],
         }
 
+    def result_infos(self, run_id: str) -> list[dict[str, Any]]:
+        """The `info` a strategy stored with each problem's answer (votes, steps, samples used...)."""
+        rows = self.conn.execute("SELECT info_json FROM results WHERE run_id=? ORDER BY problem_id", (run_id,))
+        return [json.loads(info) for (info,) in rows]
+
     def load_pool(
         self, run_id: str, step: str = "sample", label: str | None = None, *, outcomes: bool = False
     ) -> SamplePool:
