@@ -53,7 +53,9 @@ def main() -> None:
             acc, tokens = p["accuracy"], p[field]
             mine = tokens / acc if acc > 0 else math.inf
             theirs = tokens_at(majority, acc) if acc > 0 else None
-            if theirs is None:
+            if acc == 0:
+                cells = ["nothing solved", "–", "–"]
+            elif theirs is None:
                 cells = ["not reached", "–", "–"]
             else:
                 cells = [f"{theirs:,.0f}", f"{theirs / acc:,.0f}", f"{theirs / tokens:.2f}x"]
