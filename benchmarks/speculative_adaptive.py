@@ -102,7 +102,7 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     by_usd.xaxis.set_major_formatter(FuncFormatter(_usd_tick))
     handles = [Line2D([], [], color="grey", marker=m, linestyle="none", label=k) for k, m in markers.items()]
     handles += [Line2D([], [], color=_colour(i), linewidth=4, label=f"level {lv}") for i, lv in enumerate(levels)]
-    by_wall.legend(handles=handles, fontsize=8, loc="best")
+    by_wall.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, covering no point
     fig.suptitle("Speculative steps (SmolLM2 drafts, Qwen rates) and adaptive sampling, embedded models", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
