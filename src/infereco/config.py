@@ -20,13 +20,13 @@ input. The API key is never a config value: only the name of the variable that h
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from infereco.errors import UserError
+from infereco.tomlfile import read_toml
 
 
 class RunConfig(BaseModel):
@@ -103,20 +103,7 @@ def _line_of(text: str, key: str) -> int:
 def load_run_config(path: str | Path) -> dict[str, Any]:
     """The flags a config file sets, by CLI parameter name; a `UserError` names file:line and key."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--config: no such file: {path}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason}) (expected a TOML file)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = " ".join(str(exc).split())
-        where = re.search(r"line (\d+)", message)
-        raise UserError(f"{path}:{where.group(1) if where else 1}: not valid TOML ({message})") from None
+    text, data = read_toml(path, "--config")
     keys: dict[str, str] = {}  # normalised name -> key as written
     values: dict[str, Any] = {}
     for key, value in data.items():

@@ -13,7 +13,6 @@ like the one infereco's benchmarks run on. Override with `--usd-per-hour` or a p
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infereco.errors import UserError
+from infereco.tomlfile import read_toml
 
 DEFAULT_LOCAL_USD_PER_HOUR = 0.10
 
@@ -55,18 +55,7 @@ def load_price_file(path: str | Path, model: str) -> Price:
     Every problem names the file and the field: a price file is input like any other.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--prices: no such file: {path}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason}) (expected a TOML price file)") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = " ".join(str(exc).split())
-        where = re.search(r"line (\d+)", message)
-        raise UserError(f"{path}:{where.group(1) if where else 1}: not valid TOML ({message})") from None
+    text, data = read_toml(path, "--prices", "a TOML price file")
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise UserError(f"{path}: [models] must be a table of model names")
