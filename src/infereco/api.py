@@ -643,7 +643,7 @@ def sweep(
     return points
 
 
-from infereco.planner import Plan, plan  # noqa: E402  (training + inference compute planner)
+from infereco.planner import Plan, plan  # noqa: E402, F401  (re-exported: training + inference compute planner)
 
 
 def verifier_limits(
