@@ -125,3 +125,34 @@ def test_best_of_n_falls_with_n_under_a_reward_model_that_likes_a_rare_wrong_ans
     assert bon[4] > bon[16] > bon[64] and bon[64] < 0.1
     # BoM keeps only answers at least 1/8 of the samples agree on: with N the trap falls under that
     assert bom[64] > bom[16] > bom[4] - 0.03 and bom[64] > 0.9
+
+
+def test_submitting_k_answers_scores_pass_at_k() -> None:
+    # the trap: BoN's single answer is the rare 7; its top two are 7 and the right 11
+    one = asyncio.run(BestOfN(6, seed=0).solve(_Ctx(POOL)))
+    two = asyncio.run(BestOfN(6, seed=0, submit=2).solve(_Ctx(POOL)))
+    assert two.correct and two.info["submitted"][0] == one.answer and len(two.info["submitted"]) == 2
+    verifier = _TableVerifier({"11": 0.8, "12": 0.3, "7": 0.95})
+
+    def accuracy(submit: int) -> float:
+        strategy = BestOfMajority(8, verifier, 0, submit)
+        return sum(bool(asyncio.run(strategy.solve(_Ctx(_draws(8, s)))).correct) for s in range(300)) / 300
+
+    assert accuracy(2) > accuracy(1)  # a second submission recovers problems the first got wrong
+    assert make_strategy("bom", 8, submit=3).describe()["submit"] == 3
+    assert "submit" not in make_strategy("bom", 8).describe()  # runs stored before the option keep their id
+    with pytest.raises(UserError, match="--submit"):
+        make_strategy("bon", 4, submit=0)
+
+
+def test_submit_is_stored_and_resumed(tmp_path: Path) -> None:
+    from infereco.api import resume
+
+    store = tmp_path / "k.db"
+    with FakeServer(p_correct=0.4) as fake:
+        first = api_run("arithmetic", level=1, limit=4, n=4, max_n=4, backend="openai", base_url=fake.base_url,
+                        model="fake", input_price=0.0, output_price=0.0, store=store, strategy="weighted",
+                        verifier="oracle", search={"submit": 2})  # fmt: skip
+        again = resume(store, first.run_id)
+    assert first.pool.config["strategy"]["submit"] == 2 and again.run_id == first.run_id
+    assert again.summary["final_accuracy"]["mean"] == first.summary["final_accuracy"]["mean"]

@@ -288,7 +288,8 @@ def run(
     with {problem} and {solution} replaces the yes/no question), reward (a served reward
     model at `reward_url`, priced `reward_price` USD per 1M tokens). `search` holds the step-level
     options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf), and
-    for adaptive: round_size, rule ("beta" or "margin"), confidence, margin. With `draft_model`,
+    for adaptive: round_size, rule ("beta" or "margin"), confidence, margin; for bon, weighted
+    and bom: submit (k answers per problem, scored as pass@k). With `draft_model`,
     steps are speculative: that model drafts each one and the model under test rates it, keeping
     drafts rated >= `accept_threshold` (0-9) and rewriting the rest (majority, beam, pf, epf).
 
@@ -512,8 +513,7 @@ def spec_from_config(
         task = get_task(**config["task"])
         strat = dict(config["strategy"])
         name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
-        search = strat if name in (*SEARCH_STRATEGIES, "adaptive") else {}
-        search.pop("stepwise", None)
+        search = {k: v for k, v in strat.items() if k != "stepwise"}  # each strategy takes the options it has
         the_strategy = make_strategy(name, n, int(config.get("seed", 0)), verifier, **search)
         spec = RunSpec(
             task=task,

@@ -126,6 +126,7 @@ def run(
     draft_model: Annotated[Optional[str], typer.Option(help="speculative steps: the small model that drafts them (majority, beam, pf, epf)")] = None,
     draft_base_url: Annotated[Optional[str], typer.Option(help="speculative steps: an OpenAI-compatible server for --draft-model")] = None,
     accept_threshold: Annotated[float, typer.Option(help="speculative steps: keep drafts the target rates >= this (0-9)")] = 7.0,
+    submit: Annotated[Optional[int], typer.Option(help="bon/weighted/bom: submit the top K answers per problem (pass@k scoring)")] = None,
     round_size: Annotated[Optional[int], typer.Option(help="adaptive: samples drawn per round (default 2)")] = None,
     stop_rule: Annotated[Optional[str], typer.Option(help="adaptive: beta (posterior that the leader is the mode) or margin")] = None,
     stop_confidence: Annotated[Optional[float], typer.Option(help="adaptive, beta rule: stop at this posterior (default 0.95)")] = None,
@@ -181,6 +182,7 @@ def run(
         pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
         draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
         stop_confidence=stop_confidence, stop_margin=stop_margin, executor=executor, ray_address=ray_address,
+        submit=submit,
     )  # fmt: skip
     from_file: dict[str, Any] = {}
     if config is not None:
@@ -244,7 +246,7 @@ def _strategy_options(o: dict[str, Any]) -> dict[str, Any]:
     given = {"max_steps": o["max_steps"], "delimiter": o["step_delimiter"], "width": o["beam_width"],
              "temperature": o["pf_temperature"], "entropy_floor": o["entropy_floor"], "argmax": o["pf_argmax"] or None,
              "round_size": o["round_size"], "rule": o["stop_rule"], "confidence": o["stop_confidence"],
-             "margin": o["stop_margin"]}  # fmt: skip
+             "margin": o["stop_margin"], "submit": o["submit"]}  # fmt: skip
     if given["delimiter"] is not None:  # "\\n" on a command line means a newline
         given["delimiter"] = str(given["delimiter"]).encode().decode("unicode_escape")
     return {k: v for k, v in given.items() if v is not None}

@@ -56,6 +56,7 @@ class RunConfig(BaseModel):
     draft_model: Optional[str] = None
     draft_base_url: Optional[str] = Field(None, pattern=r"^https?://")
     accept_threshold: Optional[float] = Field(None, ge=0, le=9, allow_inf_nan=False)
+    submit: Optional[int] = Field(None, ge=1)
     round_size: Optional[int] = Field(None, ge=1)
     stop_rule: Optional[Literal["beta", "margin"]] = None
     stop_confidence: Optional[float] = Field(None, ge=0.5, lt=1, allow_inf_nan=False)

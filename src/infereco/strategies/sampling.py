@@ -120,7 +120,10 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **opti
 
         cls = {"bon": BestOfN, "best-of-n": BestOfN, "weighted": WeightedMajority, "weighted-majority": WeightedMajority,
                "bom": BestOfMajority, "best-of-majority": BestOfMajority}[key]  # fmt: skip
-        return cls(n, get_verifier(verifier or "arithmetic"), seed)
+        submit = 1 if options.get("submit") is None else options["submit"]
+        if not isinstance(submit, int) or submit < 1:
+            raise UserError(f"--submit must be an integer >= 1, got {submit!r}")
+        return cls(n, get_verifier(verifier or "arithmetic"), seed, submit)
     if key in ("beam", "pf", "epf", "particle-filter", "entropic-pf"):
         from infereco.strategies.search import make_search
 

@@ -24,11 +24,10 @@ from infereco.strategies.sampling import STEP
 from infereco.verifiers import ArithmeticVerifier, Verifier
 
 
-def _pick(rng: random.Random, scored: dict[str, float]) -> str | None:
-    if not scored:
-        return None
-    top = max(scored.values())
-    return rng.choice(sorted(a for a, v in scored.items() if v >= top - 1e-12))
+def _ranked(rng: random.Random, scored: dict[str, float]) -> list[str]:
+    """Answers best first; ties in a seeded random order."""
+    order = {a: rng.random() for a in sorted(scored)}
+    return sorted(scored, key=lambda a: (-scored[a], order[a]))
 
 
 def _correct(samples: list[SampleRecord], answer: str | None) -> bool:
@@ -40,9 +39,22 @@ class _Verified:
     n: int
     verifier: Verifier = field(default_factory=ArithmeticVerifier)
     seed: int = 0
+    #: k answers submitted per problem (pass@k scoring: right if any of them is); 1 = one answer
+    submit: int = 1
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "n": self.n, "verifier": self.verifier.describe()}  # type: ignore[attr-defined]
+        out = {"name": self.name, "n": self.n, "verifier": self.verifier.describe()}  # type: ignore[attr-defined]
+        if self.submit != 1:  # left out at 1, so runs stored before the option keep their id
+            out["submit"] = self.submit
+        return out
+
+    def _result(self, samples: list[SampleRecord], rng: random.Random, scored: dict[str, float], **info: Any) -> StrategyResult:
+        """The best-ranked answer; right if any of the top `submit` answers is right."""
+        top = _ranked(rng, scored)[: self.submit]
+        if self.submit != 1:
+            info["submitted"] = top
+        answer = top[0] if top else None
+        return StrategyResult(answer, any(_correct(samples, a) for a in top), info)
 
     async def _scored(self, ctx: SamplingContext) -> tuple[list[SampleRecord], list[float], random.Random]:
         # a problem budget that runs out part-way leaves fewer samples: select among those
@@ -63,8 +75,7 @@ class BestOfN(_Verified):
         for s, v in zip(samples, scores, strict=True):
             if s.answer is not None:
                 best[s.answer] = max(best.get(s.answer, -math.inf), v)
-        answer = _pick(rng, best)
-        return StrategyResult(answer, _correct(samples, answer), {"scores": scores})
+        return self._result(samples, rng, best, scores=scores)
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,7 @@ class WeightedMajority(_Verified):
         for s, v in zip(samples, scores, strict=True):
             if s.answer is not None:
                 weight[s.answer] += v
-        answer = _pick(rng, dict(weight))
-        return StrategyResult(answer, _correct(samples, answer), {"weights": dict(weight)})
+        return self._result(samples, rng, dict(weight), weights=dict(weight))
 
 
 @dataclass(frozen=True)
@@ -99,5 +109,4 @@ class BestOfMajority(_Verified):
                 best[s.answer] = max(best.get(s.answer, -math.inf), v)
         need = max(1, math.ceil(self.threshold * len(samples)))
         kept = {a: v for a, v in best.items() if count[a] >= need} or best  # nobody frequent: fall back to BoN
-        answer = _pick(rng, kept)
-        return StrategyResult(answer, _correct(samples, answer), {"kept": sorted(kept), "counts": dict(count)})
+        return self._result(samples, rng, kept, kept=sorted(kept), counts=dict(count))
