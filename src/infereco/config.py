@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from infereco.errors import UserError
-from infereco.tomlfile import read_toml
+from infereco.tomlfile import line_of, read_toml
 
 
 class RunConfig(BaseModel):
@@ -92,15 +92,6 @@ class RunConfig(BaseModel):
 _FLOAT_FIELDS = {name for name, f in RunConfig.model_fields.items() if "float" in str(f.annotation)}
 
 
-def _line_of(text: str, key: str) -> int:
-    """The line where `key` is set (1 when it cannot be found, e.g. an inline table)."""
-    pattern = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if pattern.match(line):
-            return lineno
-    return 1
-
-
 def load_run_config(path: str | Path) -> dict[str, Any]:
     """The flags a config file sets, by CLI parameter name; a `UserError` names file:line and key."""
     path = Path(path)
@@ -112,7 +103,7 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         if name == "api_kind":
             name = "api_kinds"  # not a flag name: reject it as unknown below
         if name in keys:
-            raise UserError(f"{path}:{_line_of(text, key)}: key {key!r} repeats {keys[name]!r}")
+            raise UserError(f"{path}:{line_of(text, key) or 1}: key {key!r} repeats {keys[name]!r}")
         keys[name] = key
         if name in _FLOAT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # `budget-usd = 2` means 2.0
@@ -127,8 +118,8 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "..."
         if err["type"] == "extra_forbidden":
             known = ", ".join(sorted((f.alias or n).replace("_", "-") for n, f in RunConfig.model_fields.items()))
-            raise UserError(f"{path}:{_line_of(text, key)}: unknown key {key!r} (expected flags of infereco run: {known})") from None
-        raise UserError(f"{path}:{_line_of(text, key)}: key {key!r}: {err['msg']} (got {shown})") from None
+            raise UserError(f"{path}:{line_of(text, key) or 1}: unknown key {key!r} (expected flags of infereco run: {known})") from None
+        raise UserError(f"{path}:{line_of(text, key) or 1}: key {key!r}: {err['msg']} (got {shown})") from None
     return config.model_dump(exclude_none=True, by_alias=False)
 
 
@@ -144,10 +135,10 @@ def blame(exc: UserError, path: str | Path, from_file: set[str]) -> UserError:
         if re.search(re.escape(flag) + r"(?![\w-])", message):
             text = Path(path).read_text(encoding="utf-8")
             for key in (name, name.replace("_", "-"), "api" if name == "api_kind" else name):
-                line = _line_of(text, key)
-                if line > 1 or re.match(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=", text):
+                line = line_of(text, key)
+                if line is not None:
                     break
-            return type(exc)(f"{path}:{line}: key {key!r}: {message}")
+            return type(exc)(f"{path}:{line or 1}: key {key!r}: {message}")
     return exc
 
 

@@ -12,7 +12,6 @@ like the one infereco's benchmarks run on. Override with `--usd-per-hour` or a p
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infereco.errors import UserError
-from infereco.tomlfile import read_toml
+from infereco.tomlfile import line_of, read_toml
 
 DEFAULT_LOCAL_USD_PER_HOUR = 0.10
 
@@ -71,19 +70,10 @@ def load_price_file(path: str | Path, model: str) -> Price:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        line = _line_of_field(text, str(err["loc"][0]) if err["loc"] else "")
+        line = line_of(text, str(err["loc"][0]) if err["loc"] else "") or 1
         raise UserError(f"{path}:{line}: [{table_name}] field {field!r}: {err['msg']}") from None
     except TypeError:
         raise UserError(f"{path}: [{table_name}] must be a table of prices") from None
-
-
-def _line_of_field(text: str, field: str) -> int:
-    """The (first) line setting `field`, for error messages; 1 when it cannot be found."""
-    pattern = re.compile(r"^\s*[\"']?" + re.escape(field) + r"[\"']?\s*=")
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if pattern.match(line):
-            return lineno
-    return 1
 
 
 def genai_price(model: str, provider: str | None = None) -> Price | None:

@@ -27,3 +27,12 @@ def read_toml(path: Path, flag: str, what: str = "a TOML file") -> tuple[str, di
         message = " ".join(str(exc).split())
         where = re.search(r"line (\d+)", message)
         raise UserError(f"{path}:{where.group(1) if where else 1}: not valid TOML ({message})") from None
+
+
+def line_of(text: str, key: str) -> int | None:
+    """The (first) line of a TOML text that sets `key` (bare or quoted), or None (e.g. an inline table)."""
+    pattern = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if pattern.match(line):
+            return lineno
+    return None
