@@ -327,43 +327,31 @@ class Runner:
         # judged at once) waits and then finds the first one's samples stored, instead of paying again
         lock = self._step_locks.setdefault(problem.id, {}).setdefault(step, asyncio.Lock())
         async with lock:
-            return await self._sample(problem, step, n, messages, params, served, partial)
-
-    async def _sample(
-        self,
-        problem: Problem,
-        step: str,
-        n: int,
-        messages: list[dict[str, str]],
-        params: SamplingParams,
-        served: _Served,
-        partial: bool,
-    ) -> list[SampleRecord]:
-        stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
-        missing = [i for i in range(n) if i not in stored]
-        reused = n - len(missing)
-        if reused:
-            self.progress.samples_reused += reused
-        chunks = _chunks(missing, served.backend.max_samples_per_request())
-        fresh = await asyncio.gather(
-            *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
-        )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
-        over_budget = None
-        for outcome in fresh:
-            if isinstance(outcome, _ProblemOverBudget) and partial:
-                over_budget = outcome
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                for record in outcome:
-                    stored[record.index] = record
-        got = [stored[i] for i in range(n) if i in stored]
-        if len(got) < n:
-            affordable = got[: next((k for k, s in enumerate(got) if s.index != k), len(got))]  # a prefix 0..m-1
-            if over_budget is not None and affordable:
-                return affordable
-            raise over_budget or _ProblemOverBudget()
-        return got
+            stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
+            missing = [i for i in range(n) if i not in stored]
+            reused = n - len(missing)
+            if reused:
+                self.progress.samples_reused += reused
+            chunks = _chunks(missing, served.backend.max_samples_per_request())
+            fresh = await asyncio.gather(
+                *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
+            )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
+            over_budget = None
+            for outcome in fresh:
+                if isinstance(outcome, _ProblemOverBudget) and partial:
+                    over_budget = outcome
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    for record in outcome:
+                        stored[record.index] = record
+            got = [stored[i] for i in range(n) if i in stored]
+            if len(got) < n:
+                affordable = got[: next((k for k, s in enumerate(got) if s.index != k), len(got))]  # a prefix 0..m-1
+                if over_budget is not None and affordable:
+                    return affordable
+                raise over_budget or _ProblemOverBudget()
+            return got
 
     async def _send(
         self,
