@@ -419,9 +419,10 @@ def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0)
     summary["label"] = pool.label
     summary["run_id"] = run_id
     summary["efficiency"] = _efficiency(db, run_id, pool.config)
-    used = [info["samples_used"] for info in db.result_infos(run_id) if "samples_used" in info]
-    if used:  # adaptive sampling: how many samples the problems took before their vote converged
-        summary["mean_samples_used"] = sum(used) / len(used)
+    if (config.get("strategy") or {}).get("name") == "adaptive":  # how many samples a vote took to settle
+        used = [info["samples_used"] for info in db.result_infos(run_id) if "samples_used" in info]
+        if used:
+            summary["mean_samples_used"] = sum(used) / len(used)
     return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
 
 
