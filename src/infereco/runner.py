@@ -47,6 +47,9 @@ class RunSpec:
     params: SamplingParams = SamplingParams()
     seed: int = 0
     label: str | None = None
+    #: the run description it was assembled from (`RunConfig.stored()`), kept with the run so that
+    #: `--resume` and Ray workers rebuild it; not part of its identity
+    description: dict[str, Any] | None = field(default=None, compare=False)
 
     def identity(self, backend: Backend) -> dict[str, Any]:
         ident = dict(backend.describe())
@@ -224,6 +227,8 @@ class Runner:
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        if self.spec.description is not None:
+            config["description"] = self.spec.description
         others = {r: {"backend": s.backend.describe(), "price": s.price.describe()} for r, s in self._roles.items() if r != "main"}
         if others:
             config["roles"] = others
