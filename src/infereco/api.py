@@ -24,7 +24,7 @@ from infereco.prices import Price
 from infereco.runconfig import STRATEGY_OPTIONS, RunConfig, options_from_strategy_kwargs
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
-from infereco.strategies import registry as strategies
+from infereco.strategies import registry as strategy_registry
 
 @dataclass
 class RunResult:
@@ -203,7 +203,7 @@ def _efficiency(db: Store, run_id: str, config: dict[str, Any]) -> dict[str, Any
 
 def _pools(name: str) -> bool:
     try:
-        return strategies.pools_samples(name)
+        return strategy_registry.pools_samples(name)
     except UserError:  # a strategy no longer registered: its samples are a pool unless it said otherwise
         return True
 
@@ -357,16 +357,16 @@ def sweep(
     if not ns or ns[0] < 1:
         raise UserError(f"--budgets must be integers >= 1, got {list(budgets)}")
     for name in names:  # an unknown name fails before the first sample is paid for
-        strategies.entry(name)
+        strategy_registry.entry(name)
     points = []
     for name in names:
         for n in ns:  # increasing N: a pooled strategy's run grows by the new samples only
-            takes = strategies.entry(name).option_names  # each strategy gets the options it takes
+            takes = strategy_registry.entry(name).option_names  # each strategy gets the options it takes
             options = {k: v for k, v in run_options.items() if k not in STRATEGY_OPTIONS or k in takes}
             result = run(task, strategy=name, n=n, store=store, **options)
             acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
             with Store(store) as db:
-                cost = point_cost(db, result.run_id, n, pooled=strategies.pools_samples(name))
+                cost = point_cost(db, result.run_id, n, pooled=strategy_registry.pools_samples(name))
             point = SweepPoint(
                 strategy=name, n=n, run_id=result.run_id, problems=int(result.summary.get("n_problems", 0)),
                 accuracy=acc["mean"], accuracy_lo=acc["lo"], accuracy_hi=acc["hi"],

@@ -140,7 +140,7 @@ def check_capabilities(strategy: Any, main: Backend, roles: Roles) -> None:
         needs.append(("main", "speculative steps (--draft-model), whose ratings"))
     for role, who in needs:
         backend = roles.get(role, (main, None))[0] if role != "main" else main
-        found = backends.known(getattr(backend, "kind", ""))
+        found = backends.known(backend)
         if found is not None and found.logprobs == "no":
             raise UserError(
                 f"{who} needs logprobs, and the {role} backend ({found.name}, model {backend.model!r}) cannot return them; "
@@ -164,7 +164,7 @@ def make_price(
     """
     base = load_price_file(prices, backend.model) if prices else None
     if base is None:
-        found = backends.known(backend.kind)
+        found = backends.known(backend)
         if found is not None and found.local:
             base = Price(
                 usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from infereco.errors import UserError
-from infereco.runconfig import RunConfig
+from infereco.runconfig import RunConfig, flag
 from infereco.tomlfile import line_of, read_toml
 
 
@@ -71,16 +71,20 @@ def blame(exc: UserError, path: str | Path, from_file: set[str]) -> UserError:
     loader); when such a check names a flag that came from the file, the user needs the file's line.
     """
     message = str(exc)
-    for name in sorted(from_file):
-        flag = "--api" if name == "api_kind" else "--" + name.replace("_", "-")
-        if re.search(re.escape(flag) + r"(?![\w-])", message):
-            text = Path(path).read_text(encoding="utf-8")
-            for key in (name, name.replace("_", "-"), "api" if name == "api_kind" else name):
-                line = line_of(text, key)
-                if line is not None:
-                    break
-            return type(exc)(f"{path}:{line or 1}: key {key!r}: {message}")
-    return exc
+    named = []  # (where the message names it, field) for every key the file set
+    for name in from_file:
+        found = re.search(re.escape(flag(name)) + r"(?![\w-])", message)
+        if found:
+            named.append((found.start(), name))
+    if not named:
+        return exc
+    name = min(named)[1]  # the flag the message is about comes first ("--submit applies to ...")
+    text = Path(path).read_text(encoding="utf-8")
+    for key in (name, name.replace("_", "-"), "api" if name == "api_kind" else name):
+        line = line_of(text, key)
+        if line is not None:
+            break
+    return type(exc)(f"{path}:{line or 1}: key {key!r}: {message}")
 
 
 __all__ = ["RunConfig", "load_run_config", "blame"]

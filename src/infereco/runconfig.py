@@ -128,7 +128,7 @@ class RunConfig(
 
     def given(self) -> dict[str, Any]:
         """The options that were set (to anything but None / False): what this description says beyond the defaults."""
-        return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) not in (None, False)}
+        return {k: getattr(self, k) for k in self.model_fields_set if _set(getattr(self, k))}
 
     def check_applicable(self) -> None:
         """Refuse an option the chosen strategy (or the option it depends on) cannot use: it would be
@@ -136,7 +136,7 @@ class RunConfig(
         from infereco.strategies.registry import entry, takers
 
         chosen = entry(self.strategy)
-        given = {k for k in STRATEGY_OPTIONS if getattr(self, k) not in (None, False)}
+        given = {k for k in STRATEGY_OPTIONS if _set(getattr(self, k))}
         for name in sorted(given - chosen.option_names, key=_field_order):
             users = takers(name)
             raise UserError(
@@ -170,7 +170,7 @@ class RunConfig(
         out: dict[str, Any] = {}
         for name, kwarg in _KWARGS.items():
             value = getattr(self, name)
-            if value is not None and value is not False:
+            if _set(value):
                 out[kwarg] = value
         if out.get("delimiter") is not None:  # "\\n" on a command line means a newline
             out["delimiter"] = str(out["delimiter"]).encode().decode("unicode_escape")
@@ -199,6 +199,11 @@ def options_from_strategy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         else:
             out[_NATIVE.get(key, key)] = value
     return out
+
+
+def _set(value: Any) -> bool:
+    """Whether an option says something: None and a flag left off (False) say nothing; 0 does."""
+    return value is not None and value is not False
 
 
 def _extra(name: str) -> dict[str, Any]:
@@ -254,7 +259,7 @@ def describe_error(exc: ValidationError, values: dict[str, Any]) -> str:
         bound = next(iter(ctx.values()))
         return f"{flag(name)} must be {_BOUNDS[kind]} {bound}, got {shown}"
     if kind == "literal_error":
-        return f"{flag(name)} must be {ctx.get('expected', '')}, got {shown}"
+        return f"{flag(name)} must be {str(ctx.get('expected', '')).replace(chr(39), '')}, got {shown}"
     if kind == "string_pattern_mismatch":
         what = "a URL starting with http:// or https://" if "http" in str(ctx.get("pattern", "")) else f"a value matching {ctx.get('pattern')}"
         return f"{flag(name)} must be {what}, got {shown}"

@@ -16,6 +16,7 @@ Adding a backend is one module with a class implementing `backends.base.Backend`
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,6 +70,7 @@ class BackendEntry:
 
 _ENTRIES: dict[str, BackendEntry] = {}
 _NAMES: dict[str, str] = {}
+_BUILT: weakref.WeakKeyDictionary[Any, BackendEntry] = weakref.WeakKeyDictionary()  # backend object -> its entry
 
 
 def register(entry: BackendEntry) -> BackendEntry:
@@ -96,9 +98,15 @@ def entry(kind: str) -> BackendEntry:
     return _ENTRIES[key]
 
 
-def known(kind: str) -> BackendEntry | None:
-    """The entry of a backend kind, or None (a backend object a caller built themselves)."""
-    key = _NAMES.get(str(kind).strip().lower())
+def known(backend: Any) -> BackendEntry | None:
+    """The entry a backend object was built by (or of its `kind`); None for one no entry knows."""
+    try:
+        built = _BUILT.get(backend)
+    except TypeError:  # not weak-referenceable
+        built = None
+    if built is not None:
+        return built
+    key = _NAMES.get(str(getattr(backend, "kind", backend)).strip().lower())
     return _ENTRIES.get(key) if key else None
 
 
@@ -117,7 +125,12 @@ def build(options: BackendOptions) -> Any:
         raise UserError(f"--api must be chat or completions, got {options.api!r}")
     if options.api not in found.apis:
         raise UserError(f"--api {options.api} needs --backend openai; the embedded model is served by chat only")
-    return found.builder()(options)
+    backend = found.builder()(options)
+    try:
+        _BUILT[backend] = found
+    except TypeError:
+        pass
+    return backend
 
 
 # ---- the built-in backends ----
