@@ -12,7 +12,8 @@
     budget-usd = 2.0
 
 Keys are flag names without `--` (`max-tokens` or `max_tokens`): the fields of the run description
-(`runconfig.RunConfig`), validated by it; a flag given on the command line wins over the file. Every problem is one line naming the file, the line and the key, like any other
+(`runconfig.RunConfig`), validated by it; a flag given on the command line wins over the file.
+Every problem is one line naming the file, the line and the key, like any other
 input. The API key is never a config value: only the name of the variable that holds it
 (`api-key-env`).
 """

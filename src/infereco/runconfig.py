@@ -157,10 +157,6 @@ class RunConfig(
         if self.ray_address is not None and self.executor != "ray":
             raise UserError("--ray-address needs --executor ray")
 
-    def identity_changes(self, other_fields: set[str]) -> set[str]:
-        """Of some given fields, those that change what is sampled (not session options)."""
-        return {f for f in other_fields if not _extra(f).get("session")}
-
     def stored(self) -> dict[str, Any]:
         """What the store keeps: the fields set, JSON-able (the API key's variable name, never a key)."""
         return self.model_dump(mode="json", include=self.model_fields_set | {"task", "strategy", "n"}, by_alias=False)
