@@ -400,6 +400,19 @@ class Store:
         ).fetchone()
         return float(usd), int(tokens)
 
+    def problem_usage(self, run_id: str, problem_id: str) -> dict[str, Any]:
+        """Every request one problem caused (all roles: samples, judge, reward, drafter), summed:
+        what `infereco serve` bills one HTTP request."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(cached_prompt_tokens),0), "
+            "COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost_usd),0), COALESCE(SUM(unconfirmed_usd),0), "
+            "COALESCE(SUM(attempts),0), COALESCE(SUM(n),0) FROM requests WHERE run_id=? AND problem_id=?",
+            (run_id, problem_id),
+        ).fetchone()
+        keys = ("requests", "prompt_tokens", "cached_prompt_tokens", "completion_tokens", "cost_usd", "unconfirmed_usd",
+                "attempts", "samples")
+        return dict(zip(keys, row))
+
     def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""
         rows = self.conn.execute(
