@@ -235,16 +235,45 @@ class Store:
         The Runner groups the responses that arrive together into one commit: a commit costs more
         than the rows it writes, and each request in it is still whole or absent after a kill.
         """
-        now = time.time()
         with self._tx():
-            self.conn.executemany(
-                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_request_row(request), now) for request, _ in batch],
-            )
-            self.conn.executemany(
-                f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
-            )
+            self._insert_requests(run_id, batch)
+
+    def _insert_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        now = time.time()
+        self.conn.executemany(
+            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_request_row(request), now) for request, _ in batch],
+        )
+        self.conn.executemany(
+            f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
+        )
+
+    def record_batch(
+        self,
+        run_id: str,
+        requests: list[tuple[RequestRecord, list[SampleRecord]]],
+        problems: list[Problem],
+        results: list[ProblemResult],
+    ) -> None:
+        """Requests (each with all its samples), problems and their results in one transaction.
+
+        `infereco serve` writes whatever its concurrent requests produced in one event-loop turn
+        this way: one commit instead of one per request, problem and result."""
+        with self._tx():
+            if requests:
+                self._insert_requests(run_id, requests)
+            if problems:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO problems VALUES (?,?,?,?,?,?)",
+                    [(run_id, p.id, 0, p.prompt, p.answer, json.dumps(p.metadata, sort_keys=True, default=str)) for p in problems],
+                )
+            if results:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?)",
+                    [(run_id, r.problem_id, r.answer, None if r.correct is None else int(r.correct), r.info_json, r.n)
+                     for r in results],
+                )  # fmt: skip
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
         correct = None if result.correct is None else int(result.correct)
@@ -399,19 +428,6 @@ class Store:
             (run_id, problem_id),
         ).fetchone()
         return float(usd), int(tokens)
-
-    def problem_usage(self, run_id: str, problem_id: str) -> dict[str, Any]:
-        """Every request one problem caused (all roles: samples, judge, reward, drafter), summed:
-        what `infereco serve` bills one HTTP request."""
-        row = self.conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(cached_prompt_tokens),0), "
-            "COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost_usd),0), COALESCE(SUM(unconfirmed_usd),0), "
-            "COALESCE(SUM(attempts),0), COALESCE(SUM(n),0) FROM requests WHERE run_id=? AND problem_id=?",
-            (run_id, problem_id),
-        ).fetchone()
-        keys = ("requests", "prompt_tokens", "cached_prompt_tokens", "completion_tokens", "cost_usd", "unconfirmed_usd",
-                "attempts", "samples")
-        return dict(zip(keys, row))
 
     def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""

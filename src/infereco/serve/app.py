@@ -105,6 +105,7 @@ class _Handlers:
         return web.json_response({"status": "ok"})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        received = time.perf_counter()
         self._check_key(request)
         budget = _budget_header(request)
         body = parse_body(await request.read())
@@ -112,22 +113,22 @@ class _Handlers:
         self.service.admit(plan, budget)  # a request that cannot fit is refused before it waits its turn
         async with self.slots:
             if not body.stream:
-                answer = await self.service.answer(plan, budget)
+                answer = await self.service.answer(plan, budget, received=received)
                 rid = f"chatcmpl-{answer.info['request_id']}"
                 return web.json_response(completion_body(rid, self.model, answer.text, answer.finish_reason, answer.usage, answer.info))
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return await self._stream(request, plan, budget, include_usage)
+            return await self._stream(request, plan, budget, include_usage, received)
 
-    async def _stream(self, request: web.Request, plan: Any, budget: float | None, include_usage: bool) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, plan: Any, budget: float | None, include_usage: bool,
+                      received: float) -> web.StreamResponse:  # fmt: skip
         """Server-sent events: a one-sample strategy's text as the upstream generates it; an
         aggregating strategy's chosen text once it is chosen; then the finish and usage events."""
-        started = time.perf_counter()
         self.service.admit(plan, budget)  # still fits now that it is this request's turn?
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def solve() -> Answer:
             try:
-                return await self.service.answer(plan, budget, on_text=pieces.put_nowait)
+                return await self.service.answer(plan, budget, on_text=pieces.put_nowait, received=received)
             finally:
                 pieces.put_nowait(None)
 
@@ -136,7 +137,6 @@ class _Handlers:
         await response.prepare(request)
         rid, created = f"chatcmpl-{time.time_ns():x}", int(time.time())
         streamed: list[str] = []
-        ttft: float | None = None
         gone = False  # the client hung up: the answer is still finished and stored (it is being paid for)
 
         async def send(data: bytes) -> None:
@@ -156,8 +156,6 @@ class _Handlers:
                 continue
             if piece is None:
                 break
-            if ttft is None:
-                ttft = time.perf_counter() - started
             streamed.append(piece)
             await send(chunk(rid, self.model, created, {"content": piece}))
         try:
@@ -170,12 +168,7 @@ class _Handlers:
         already = "".join(streamed)
         rest = answer.text[len(already):] if answer.text.startswith(already) else answer.text
         if rest:
-            if ttft is None:
-                ttft = time.perf_counter() - started
             await send(chunk(rid, self.model, created, {"content": rest}))
-        answer.info["ttft_s"] = round(ttft if ttft is not None else time.perf_counter() - started, 6)
-        answer.info["streamed_from_upstream"] = bool(streamed)
-        self.service.record_ttft(answer.info["run_id"], answer.info["request_id"], answer.info["ttft_s"])
         if include_usage:
             await send(chunk(rid, self.model, created, {}, answer.finish_reason))
             await send(chunk(rid, self.model, created, None, usage=answer.usage.body(), infereco=answer.info))

@@ -14,6 +14,7 @@ the others each backend's concurrency limit and machine clock (`lanes`) and the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -56,6 +57,66 @@ class ServedTask(Task):
 def served_task(checker: str) -> ServedTask:
     return ServedTask(name="serve", problems=(), checker=get_checker(checker), system_prompt="",
                       spec={"name": "serve", "checker": checker})  # fmt: skip
+
+
+class _Batcher:
+    """Group commit across concurrent requests: what they all produce in one event-loop turn
+    (upstream requests with their samples, finished problems with their results) shares one
+    transaction per run, instead of a commit each (docs/benchmarks.md: the server's requests/s)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: dict[str, tuple[list[Any], list[Problem], list[ProblemResult]]] = {}
+        self._flushed: asyncio.Future[None] | None = None
+
+    async def write(self, run_id: str, request: Any = None, problem: Problem | None = None,
+                    result: ProblemResult | None = None) -> None:  # fmt: skip
+        requests, problems, results = self._pending.setdefault(run_id, ([], [], []))
+        if request is not None:
+            requests.append(request)
+        if problem is not None:
+            problems.append(problem)
+        if result is not None:
+            results.append(result)
+        if self._flushed is None:
+            loop = asyncio.get_running_loop()
+            self._flushed = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._flushed)  # a cancelled waiter must not cancel the others' write
+
+    def _flush(self) -> None:
+        pending, done = self._pending, self._flushed
+        self._pending, self._flushed = {}, None
+        assert done is not None
+        try:
+            for run_id, (requests, problems, results) in pending.items():
+                self.store.record_batch(run_id, requests, problems, results)
+        except Exception as exc:  # every waiter of this turn fails with it
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
+class _ServedRunner(Runner):
+    """A Runner whose writes join the server-wide group commit, and which sums what it wrote: the
+    usage of its one HTTP request (every call the request caused is written through here)."""
+
+    batcher: _Batcher
+
+    def tally_init(self) -> None:
+        self.tally = {"requests": 0, "samples": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0,
+                      "completion_tokens": 0, "cost_usd": 0.0, "unconfirmed_usd": 0.0}  # fmt: skip
+
+    async def _write(self, request: Any, samples: list[Any]) -> None:
+        await self.batcher.write(self.run_id, request=(request, samples))
+        t = self.tally  # counted once stored, as the store counts it
+        t["requests"] += 1
+        t["samples"] += len(samples)
+        t["prompt_tokens"] += request.prompt_tokens
+        t["cached_prompt_tokens"] += request.cached_prompt_tokens
+        t["completion_tokens"] += request.completion_tokens
+        t["cost_usd"] += request.cost_usd
+        t["unconfirmed_usd"] += request.unconfirmed_usd
 
 
 @dataclass
@@ -139,6 +200,7 @@ class Service:
         self.lanes: dict[int, Any] = {}
         self._built: dict[str, tuple[Any, dict[str, tuple[Backend, Price]]]] = {}
         self._runs: dict[str, str] = {}  # run id -> the label last written
+        self._batcher = _Batcher(store)
         self.build({})  # the server's own options must be valid before it listens
 
     # -- planning ---------------------------------------------------------------------------
@@ -223,26 +285,39 @@ class Service:
                            extra={"worst_case_usd": usd})  # fmt: skip
 
     # -- answering --------------------------------------------------------------------------
-    async def answer(self, plan: Plan, budget_usd: float | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
-        """Solve one request; `on_text` streams a one-sample strategy's text as it is generated."""
-        started = time.perf_counter()
+    async def answer(self, plan: Plan, budget_usd: float | None = None, on_text: Callable[[str], None] | None = None,
+                     received: float | None = None) -> Answer:  # fmt: skip
+        """Solve one request; `on_text` streams a one-sample strategy's text as it is generated.
+
+        `received` (perf_counter) is when the request arrived: its latency and, when streamed, its
+        time to first token count from there, waiting for a free slot included."""
+        started = time.perf_counter() if received is None else received
         self.admit(plan, budget_usd)
-        runner = Runner(plan.spec, self.backend, self.store, self.price, budget=_Share(shared=self.budget),
-                        problem_budget=(budget_usd, None), roles=plan.roles, lanes=self.lanes)  # fmt: skip
+        runner = _ServedRunner(plan.spec, self.backend, self.store, self.price, budget=_Share(shared=self.budget),
+                               problem_budget=(budget_usd, None), roles=plan.roles, lanes=self.lanes)  # fmt: skip
+        runner.batcher = self._batcher
+        runner.tally_init()
+        first: list[float] = []
         if plan.single and on_text is not None:
-            runner.on_text = on_text
+            def relay(piece: str) -> None:
+                if not first:
+                    first.append(time.perf_counter())
+                on_text(piece)
+
+            runner.on_text = relay
         run_id = self._register(runner, plan)
         last_user = next((m["content"] for m in reversed(plan.messages) if m["role"] == "user"), "")
         problem = Problem(id=_request_id(), prompt=last_user, answer="", metadata={"messages": plan.messages})
-        self.store.add_problems(run_id, [problem])
+        ctx = _Recording(runner, problem)
         try:
-            result = await plan.spec.strategy.solve(_ProblemContext(runner, problem))
+            result = await plan.spec.strategy.solve(ctx)
         except Exception as exc:  # noqa: BLE001 - sorted into what the client is told
+            await self._batcher.write(run_id, problem=problem)  # what it paid for stays with its problem
             raise self._failed(runner, problem, exc) from None
         finally:
             runner._step_locks.pop(problem.id, None)
-        usage = self.store.problem_usage(run_id, problem.id)
-        samples = self.store.samples(run_id, problem.id, "sample")
+        usage = runner.tally
+        samples = ctx.samples
         text, finish = chosen_text(result, samples)
         elapsed = time.perf_counter() - started
         info = {
@@ -263,17 +338,14 @@ class Service:
             info["budget_usd"] = budget_usd
         if "stopped" in result.info:
             info["stopped"] = result.info["stopped"]
-        stored = {**result.info, "latency_s": info["latency_s"]}
-        self.store.record_result(run_id, ProblemResult(problem.id, result.answer, None, json.dumps(stored, default=str), info["n"]))
+        if on_text is not None:  # streamed: the first text reached the client then (the whole answer, unless one sample)
+            info["ttft_s"] = round((first[0] if first else time.perf_counter()) - started, 6)
+            info["streamed_from_upstream"] = bool(first)
+        stored = {**result.info, **{k: info[k] for k in ("latency_s", "ttft_s") if k in info}}
+        outcome = ProblemResult(problem.id, result.answer, None, json.dumps(stored, default=str), info["n"])
+        await self._batcher.write(run_id, problem=problem, result=outcome)
         return Answer(text, finish, Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["cost_usd"],
                                           usage["cached_prompt_tokens"]), info)  # fmt: skip
-
-    def record_ttft(self, run_id: str, request_id: str, ttft_s: float) -> None:
-        """Add a streamed request's time to first token to its stored result."""
-        row = self.store.conn.execute("SELECT info_json FROM results WHERE run_id=? AND problem_id=?", (run_id, request_id)).fetchone()
-        if row is not None:
-            info = {**json.loads(row[0]), "ttft_s": round(ttft_s, 6)}
-            self.store.conn.execute("UPDATE results SET info_json=? WHERE run_id=? AND problem_id=?", (json.dumps(info), run_id, request_id))
 
     def _register(self, runner: Runner, plan: Plan) -> str:
         """Record the run the first time this server sees it (and when its label changes with N)."""
@@ -287,8 +359,8 @@ class Service:
             self._runs[run_id] = label
         return run_id
 
-    def _failed(self, runner: Runner, problem: Problem, exc: BaseException) -> BaseException:
-        spent = self.store.problem_usage(runner.run_id, problem.id)["cost_usd"]
+    def _failed(self, runner: _ServedRunner, problem: Problem, exc: BaseException) -> BaseException:
+        spent = runner.tally["cost_usd"]
         failure = runner._failure  # the request that failed for good, if one did (others were then stopped)
         if isinstance(exc, BackendError) or isinstance(failure, BackendError):
             return ApiError(502, f"upstream failed: {failure or exc}", extra={"spent_usd": spent})
@@ -304,6 +376,21 @@ class Service:
             if id(backend) not in seen:
                 seen.add(id(backend))
                 await backend.aclose()
+
+
+class _Recording(_ProblemContext):
+    """The strategy's context, keeping the samples it drew for the "sample" step (the candidates
+    the answer is chosen from), so the answer needs no second read of the store."""
+
+    def __init__(self, runner: Runner, problem: Problem) -> None:
+        super().__init__(runner, problem)
+        self.samples: list[Any] = []
+
+    async def sample(self, step: str, n: int, *args: Any, **kwargs: Any) -> list[Any]:
+        got = await super().sample(step, n, *args, **kwargs)
+        if step == "sample" and len(got) >= len(self.samples):
+            self.samples = list(got)
+        return got
 
 
 def served_spend(store: Store) -> tuple[float, int]:
