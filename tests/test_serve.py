@@ -286,3 +286,30 @@ def test_bad_flags_are_one_line(tmp_path: Path) -> None:
                             "--store", str(tmp_path / "x.db"), *flags], capture_output=True, text=True, timeout=60)  # fmt: skip
         assert r.returncode == 2, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+
+
+def test_judge_calls_are_in_the_usage(tmp_path: Path) -> None:
+    with upstream() as (up, url), serving(url, tmp_path, "--strategy", "bon", "--verifier", "judge", "--n", "3") as srv:
+        r = srv.client().chat.completions.create(model="fake", messages=Q)
+        info = r.infereco  # type: ignore[attr-defined]
+        requests, prompt, completion = up.bill_for(info["request_id"])
+        judged = [b for b in up.bodies if b.get("max_tokens") == 1]  # the judge's one-token yes/no calls
+        assert judged and requests == 1 + len(judged) == info["upstream_requests"]
+        assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (prompt, completion)
+        assert r.usage.cost_usd == pytest.approx(price(prompt, completion))  # type: ignore[attr-defined]
+        assert all("score" in a for a in info["answers"])
+
+
+def test_client_hanging_up_mid_stream(tmp_path: Path) -> None:
+    with upstream(hold_after_first=True, hold_s=10) as (up, url), serving(url, tmp_path, "--strategy", "repeated") as srv:
+        with httpx.stream("POST", f"{srv.url}/chat/completions", timeout=30,
+                          json={"model": "fake", "messages": Q, "stream": True}) as r:  # fmt: skip
+            for line in r.iter_lines():
+                if '"content": "Adding' in line:
+                    break  # the first word arrived: hang up
+        up.release()
+        again = srv.client().chat.completions.create(model="fake", messages=Q)  # the server carries on
+        assert again.choices[0].message.content
+    with sqlite3.connect(srv.store) as db:  # the abandoned request was paid for: it is stored, whole
+        rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0], db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    assert rows == (2, 2) and len(up.billed) == 2
