@@ -102,7 +102,7 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         out.print("wrote " + ", ".join(str(p) for p in written))
 
 
-def run_parameters() -> list[inspect.Parameter]:
+def run_parameters(exclude: frozenset[str] = frozenset(), defaults: dict[str, Any] | None = None) -> list[inspect.Parameter]:
     """`infereco run`'s options, one per field of the run description (`RunConfig`): its name with
     `-` for `_` (or the field's `flag`), its description as help, its default. Other commands that
     take a run's flags (`serve`, ...) reuse this list, so a field added there is a flag everywhere."""
@@ -110,12 +110,14 @@ def run_parameters() -> list[inspect.Parameter]:
 
     params = []
     for name in field_names():
+        if name in exclude:
+            continue
         field = RunConfig.model_fields[name]
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if extra.get("cli") is False:
             continue
         kind = _cli_type(field.annotation)
-        default = field.default
+        default = (defaults or {}).get(name, field.default)
         if kind is bool:
             option = typer.Option(flag(name), help=field.description)
             default = bool(default)
@@ -220,6 +222,46 @@ def _run_or_resume(values: dict[str, Any], resume: bool, run_id: str | None, qui
                 executor=session.executor, ray_address=session.ray_address,
             )  # fmt: skip
         return api.execute_assembly(assemble(RunConfig.build(values)), bar.progress)
+
+#: run-description fields `infereco serve` does not take: a served request is the problem, and the
+#: server's spend is bounded by its run-wide budget; every other run flag is a serve flag too
+SERVE_EXCLUDES = frozenset({"task", "level", "limit", "data", "task_seed", "budget_usd_per_problem",
+                            "budget_tokens_per_problem", "executor", "ray_address", "label"})  # fmt: skip
+_SERVE_DEFAULTS = {"n": 1}  # one sample per request unless told: a plain proxy that bills and stores
+
+_SERVE_OWN = [
+    inspect.Parameter("host", inspect.Parameter.KEYWORD_ONLY, default="127.0.0.1", annotation=Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")]),
+    inspect.Parameter("port", inspect.Parameter.KEYWORD_ONLY, default=8000, annotation=Annotated[int, typer.Option(help="port to listen on (0: any free one, printed at start)")]),
+    inspect.Parameter("served_model_name", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option(help="the model name clients ask for (default: --model's)")]),
+    inspect.Parameter("checker", inspect.Parameter.KEYWORD_ONLY, default="numeric", annotation=Annotated[str, typer.Option(help="how answers are extracted for voting: numeric, math, exact")]),
+    inspect.Parameter("serve_api_key_env", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option(help="environment variable holding a key clients must send as 'Authorization: Bearer KEY'")]),
+]  # fmt: skip
+
+
+def serve(ctx: typer.Context, **options: Any) -> None:
+    """Serve a strategy behind an OpenAI-compatible endpoint; every upstream call is billed and stored.
+
+    Takes `infereco run`'s flags (strategy, backend, prices, budget, ...) except the task's.
+    Example: infereco serve --backend openai --base-url http://127.0.0.1:8080/v1 --model NAME
+    --input-price 0.15 --output-price 0.60 --strategy majority --n 8 --store served.db
+    """
+    from infereco.runconfig import RunConfig
+    from infereco.serve import serve as run_server
+
+    host, port = options.pop("host"), options.pop("port")
+    own = {k: options.pop(k) for k in ("served_model_name", "checker", "serve_api_key_env")}
+    values, _ = given_options(ctx, options)
+    config = RunConfig.build({**_SERVE_DEFAULTS, **values})  # validated and checked like a run's
+    o = {k: v for k, v in config.model_dump().items() if k not in SERVE_EXCLUDES}
+    run_server({**o, **own}, host=host, port=port)
+
+
+serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context), *_SERVE_OWN,
+     *run_parameters(exclude=SERVE_EXCLUDES, defaults=_SERVE_DEFAULTS)]
+)  # fmt: skip
+app.command("serve")(serve)
+
 
 @app.command()
 def demo(

@@ -196,9 +196,12 @@ class Runner:
         budget: Budget | None = None,
         problem_budget: tuple[float | None, int | None] = (None, None),
         roles: dict[str, tuple[Backend, Price]] | None = None,
+        lanes: dict[int, tuple[asyncio.Semaphore, BusyClock]] | None = None,
     ) -> None:
         """`roles` names further backends a strategy may ask for (see `SamplingContext.sample`);
-        a role given the main backend object shares its concurrency limit and its machine clock."""
+        a role given the main backend object shares its concurrency limit and its machine clock.
+        `lanes` (by `id(backend)`) shares those with other Runners: `infereco serve` runs one Runner
+        per HTTP request, and all of them must queue for the same upstream and split its machine time."""
         self.spec = spec
         self.backend = backend
         self.store = store
@@ -210,8 +213,13 @@ class Runner:
         self._roles: dict[str, _Served] = {}
         for role, (b, p) in {"main": (backend, price), **(roles or {})}.items():
             if id(b) not in served:
-                clock = self.clock if b is backend else BusyClock()
-                served[id(b)] = _Served(b, p, asyncio.Semaphore(max(1, b.max_concurrency())), clock)
+                if lanes is not None and id(b) in lanes:
+                    slots, clock = lanes[id(b)]
+                else:
+                    slots, clock = asyncio.Semaphore(max(1, b.max_concurrency())), self.clock if b is backend else BusyClock()
+                    if lanes is not None:
+                        lanes[id(b)] = (slots, clock)
+                served[id(b)] = _Served(b, p, slots, clock)
             self._roles[role] = served[id(b)]
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
@@ -224,6 +232,8 @@ class Runner:
         self.problems_at_budget: set[str] = set()
         self.problems_over_budget: list[str] = []  # the unsolved ones
         self._pending_writes: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        #: passed to one-sample requests as `GenerationRequest.on_text`: stream their text (serve)
+        self.on_text: Callable[[str], None] | None = None
         self._flushed: asyncio.Future[None] | None = None
 
     def config(self) -> dict[str, Any]:
@@ -398,6 +408,7 @@ class Runner:
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
             retry_gate=ledger.gate,
+            on_text=self.on_text,
         )
         backend, price = served.backend, served.price
         async with served.slots:
