@@ -12,6 +12,7 @@ import pytest
 
 from fakeserver import FakeServer
 from infereco import Problem
+from infereco import api
 from infereco.api import run as api_run
 from infereco.errors import UserError
 from infereco.records import SampleRecord
@@ -80,16 +81,19 @@ def test_adaptive_shares_the_majority_pool_and_reports_samples_used(tmp_path: Pa
         options = dict(level=1, limit=6, backend="openai", model="fake", base_url=fake.base_url, max_n=2,
                        input_price=1.0, output_price=1.0, store=store)  # fmt: skip
         result = api_run("arithmetic", strategy="adaptive", n=16, **options)  # type: ignore[arg-type]
+        with sqlite3.connect(store) as conn:  # the samples are kept in the pool majority shares
+            used = {pid: json.loads(info)["samples_used"] for pid, info in
+                    conn.execute("SELECT problem_id, info_json FROM results WHERE run_id=?", (result.run_id,))}  # fmt: skip
+            stored = dict(conn.execute("SELECT problem_id, COUNT(*) FROM samples GROUP BY problem_id").fetchall())
         fixed = api_run("arithmetic", strategy="majority", n=16, **options)  # type: ignore[arg-type]
-    with sqlite3.connect(store) as conn:
-        used = {pid: json.loads(info)["samples_used"] for pid, info in
-                conn.execute("SELECT problem_id, info_json FROM results WHERE run_id=?", (result.run_id,))}  # fmt: skip
-        stored = dict(conn.execute("SELECT problem_id, COUNT(*) FROM samples WHERE run_id=? GROUP BY problem_id",
-                                   (result.run_id,)).fetchall())  # fmt: skip
+        again = api.load_results(store, [result.run_id])[0]
     assert result.totals["problems_done"] == 6 and used == stored  # each problem's samples, as reported
     assert result.summary["mean_samples_used"] == pytest.approx(sum(used.values()) / 6)
     assert min(used.values()) >= 2 and sum(used.values()) < 6 * 16  # a 90%-right model converges early
     assert fixed.totals["samples"] == 6 * 16
+    # majority filled the shared pool to 16; adaptive is still charged only the samples it used
+    assert again.totals["samples"] == sum(used.values()) and again.totals["cost_usd"] == pytest.approx(result.totals["cost_usd"])
+    assert fixed.totals["cost_usd"] > again.totals["cost_usd"]
 
 
 def test_the_adaptive_flags_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,7 +106,7 @@ def test_the_adaptive_flags_from_the_command_line(tmp_path: Path, capsys: pytest
                   "--store", str(tmp_path / "a.db"), "--json"])  # fmt: skip
     assert json.loads(capsys.readouterr().out)["totals"]["problems_done"] == 3
     with sqlite3.connect(tmp_path / "a.db") as conn:
-        config = json.loads(conn.execute("SELECT config_json FROM runs").fetchone()[0])
+        config = json.loads(conn.execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchone()[0])
         assert config["strategy"] == {"name": "adaptive", "n": 12, "round_size": 3, "rule": "margin", "margin": 3.0}
         counts = [c for (c,) in conn.execute("SELECT COUNT(*) FROM samples GROUP BY problem_id")]
     assert all(c % 3 == 0 for c in counts)  # whole rounds of 3

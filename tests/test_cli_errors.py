@@ -207,7 +207,7 @@ def test_timeout_given_with_resume_replaces_the_stored_one(tmp_path: Path) -> No
         done = _cli("run", "--resume", "--store", store, "--timeout", "5", "--max-retries", "0", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        assert conn.execute("SELECT status FROM runs WHERE status != 'pool'").fetchall() == [("done",)]
         assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 1
 
 
@@ -224,7 +224,7 @@ def test_completions_api_end_to_end_and_part_of_the_run_identity(tmp_path: Path)
     assert ["prompt" in b for b in bodies] == [True, True, False, False]  # 2 problems each, in that order
     assert paths == ["/v1/completions"] * 2 + ["/v1/chat/completions"] * 2
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2  # chat vs completions: two runs
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE status != 'pool'").fetchone()[0] == 2  # chat vs completions: two runs
 
 
 def test_resume_alone_keeps_the_completions_api(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_resume_alone_keeps_the_completions_api(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert paths == ["/v1/completions"] * 3  # served, refused, then the resumed one
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        assert conn.execute("SELECT status FROM runs WHERE status != 'pool'").fetchall() == [("done",)]
         assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 4
 
 

@@ -80,9 +80,14 @@ def _prices(tmp_path: Path) -> Path:
 
 
 def _verifier_requests(store: Path, run_id: str, prefix: str) -> tuple[int, float]:
+    from infereco.store import Store
+
+    with Store(store) as db:  # a pooled run's verifier calls are kept in its pool, under its verifier's prefix
+        layout = db.layout(run_id)
+    where = f"{layout.prefix}/{prefix}" if layout.prefix else prefix
     with sqlite3.connect(store) as conn:
         count, cost = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM requests WHERE run_id=? AND step LIKE ?", (run_id, prefix + "%")
+            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM requests WHERE run_id=? AND step LIKE ?", (layout.ledger, where + "%")
         ).fetchone()
     return count, cost
 
@@ -111,7 +116,7 @@ def test_a_model_verifier_picks_right_answers_and_is_billed_in_the_same_ledger(
     distinct = len({s for s in _Verifiers.calls})
     assert count == calls and distinct == 1 and cost > 0  # one stored, priced request per judged text
     assert result.totals["cost_usd"] == pytest.approx(again.totals["cost_usd"])
-    config = json.loads(sqlite3.connect(store).execute("SELECT config_json FROM runs").fetchone()[0])
+    config = json.loads(sqlite3.connect(store).execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchone()[0])
     assert verifier in config["roles"]  # the verifier's backend and price are stored with the run
 
 

@@ -135,7 +135,7 @@ def _kill_midway(server: str, store: Path) -> tuple[set[str], list[str]]:
         proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     time.sleep(DELAY_S * 2)  # requests in flight at the kill finish on the server side
-    run_id = _query(store, "SELECT run_id FROM runs")[0][0]
+    run_id = _query(store, "SELECT run_id FROM runs WHERE status != 'pool'")[0][0]
     stored = {f"{run_id}/{key}" for (key,) in _query(store, "SELECT request_key FROM requests")}
     return stored, _stats(server)
 
@@ -159,7 +159,7 @@ def _check_resumed(server: str, store: Path, stored_keys: set[str], served_befor
     assert len(new) == TOTAL_REQUESTS - len(stored_keys), "resume must send exactly the missing requests"
     assert len(set(new)) == len(new)
     _assert_whole_requests(store)
-    assert _query(store, "SELECT status FROM runs") == [("done",)]
+    assert _query(store, "SELECT status FROM runs WHERE status != 'pool'") == [("done",)]
     resumed, clean = _totals(store), _totals(reference)
     assert resumed.pop("cost_usd") == pytest.approx(clean.pop("cost_usd"), rel=1e-12)
     assert resumed == clean
@@ -239,7 +239,7 @@ def test_twenty_random_kills_then_resume_equal_an_uninterrupted_run(server: str,
         assert not set(new) & stored_before, f"kill {i}: a stored request was sent again"
         if _stored_samples(store):
             _assert_whole_requests(store)
-            run_id = _query(store, "SELECT run_id FROM runs")[0][0]
+            run_id = _query(store, "SELECT run_id FROM runs WHERE status != 'pool'")[0][0]
             stored_now = {f"{run_id}/{k}" for (k,) in _query(store, "SELECT request_key FROM requests")}
             resent += len([k for k in new if k not in stored_now])  # answered, but lost with the process
             stored_before, served_from = stored_now, len(served)
@@ -247,7 +247,7 @@ def test_twenty_random_kills_then_resume_equal_an_uninterrupted_run(server: str,
     assert done.returncode == 0, done.stderr
     assert not set(_stats(server)[served_from:]) & stored_before
     assert kills >= KILLS - 2, "most kill points must land before the run ends"
-    assert _query(store, "SELECT status FROM runs") == [("done",)]
+    assert _query(store, "SELECT status FROM runs WHERE status != 'pool'") == [("done",)]
     resumed, reference = _totals(store), _totals(clean)
     assert resumed.pop("cost_usd") == pytest.approx(reference.pop("cost_usd"), rel=1e-12)
     assert resumed == reference

@@ -56,7 +56,7 @@ def _contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(path)
     try:
         q = {
-            "runs": "SELECT run_id, label, status FROM runs ORDER BY run_id",
+            "runs": "SELECT run_id, label, status FROM runs WHERE status != 'pool' ORDER BY run_id",
             "problems": "SELECT * FROM problems ORDER BY run_id, problem_id",
             "requests": "SELECT run_id, request_key, problem_id, step, start_index, n, seed, prompt_tokens, "
             "cached_prompt_tokens, completion_tokens FROM requests ORDER BY run_id, request_key",
@@ -97,7 +97,7 @@ def test_verifier_and_search_strategies_store_the_same_on_ray(tmp_path: Path, cl
             stores[executor] = _sweep(fake, tmp_path / f"{executor}.db", strategy=strategy, executor=executor, **extra)
     assert stores["ray"].run_id == stores["local"].run_id
     assert _contents(tmp_path / "ray.db") == _contents(tmp_path / "local.db")
-    judged = sqlite3.connect(tmp_path / "ray.db").execute("SELECT COUNT(*) FROM requests WHERE step LIKE 'judge/%'")
+    judged = sqlite3.connect(tmp_path / "ray.db").execute("SELECT COUNT(*) FROM requests WHERE step LIKE '%judge/%'")  # under the verifier's prefix in the pool
     assert (judged.fetchone()[0] > 0) == (strategy == "bon")
 
 
@@ -204,7 +204,7 @@ def test_kill9_of_a_ray_driver_then_resume_on_ray(tmp_path: Path, cluster: None)
             driver.send_signal(signal.SIGKILL)
             driver.wait(timeout=10)
         time.sleep(1.0)  # Ray ends the dead driver's workers; answers in flight finish on the server
-        run_id = kr._query(store, "SELECT run_id FROM runs")[0][0]
+        run_id = kr._query(store, "SELECT run_id FROM runs WHERE status != 'pool'")[0][0]
         stored = {f"{run_id}/{key}" for (key,) in kr._query(store, "SELECT request_key FROM requests")}
         assert kr._check_killed_store(store) == len(stored)
         served_before = kr._stats(server)[served_reference:]

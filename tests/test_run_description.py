@@ -144,7 +144,7 @@ def test_cli_library_and_experiment_make_the_same_run(server: FakeServer, tmp_pa
     bigger = exp.replace(n=4).run(store)
     assert bigger.run_id == first.run_id  # a pooled strategy's N is not its identity: the pool grows
     with sqlite3.connect(store) as conn:
-        [(config,)] = conn.execute("SELECT config_json FROM runs").fetchall()
+        [(config,)] = conn.execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchall()
     description = json.loads(config)["description"]
     assert description["strategy"] == "majority" and description["n"] == 4 and description["base_url"] == server.base_url
     assert RunConfig.build(description).n == 4  # the store keeps a valid description
@@ -193,7 +193,7 @@ def test_a_judge_on_a_server_that_answers_without_logprobs_stops_at_the_first_an
         assert len(judged) == 1  # one judge call, not one per candidate
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 0  # no 0.5-scored answer stored
-        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+        assert conn.execute("SELECT status FROM runs WHERE status != 'pool'").fetchone()[0] == "interrupted"
     with FakeServer(logprobs=False) as fake:  # resumed: the stored logprob-less answer stops it again, for free
         with pytest.raises(BackendError, match="without the logprobs"):
             api.resume(store)
@@ -211,7 +211,7 @@ def test_a_run_stored_before_descriptions_resumes_with_the_same_samples(tmp_path
         api.run("arithmetic", strategy="bon", store=store, **common)
         before = len(fake.model.keys)
     with sqlite3.connect(store) as conn:  # as the previous version stored it: no description, one problem unfinished
-        (config,) = conn.execute("SELECT config_json FROM runs").fetchone()
+        (config,) = conn.execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchone()
         legacy = json.loads(config)
         del legacy["description"]
         conn.execute("UPDATE runs SET config_json=?, status='interrupted'", (json.dumps(legacy),))

@@ -95,8 +95,8 @@ def test_run_stores_every_sample_and_a_rerun_sends_nothing(tmp_path: Path) -> No
         assert second.run_id == first.run_id
         assert second.sent_requests == 0
         assert second.totals == first.totals
-        assert _rows(db, "SELECT COUNT(*) FROM runs") == [(1,)]
-        assert _rows(db, "SELECT status FROM runs") == [("done",)]
+        assert _rows(db, "SELECT COUNT(*) FROM runs WHERE status != 'pool'") == [(1,)]
+        assert _rows(db, "SELECT status FROM runs WHERE status != 'pool'") == [("done",)]
 
 
 def test_tokens_are_the_servers_usage_and_cost_is_tokens_times_prices(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_majority_vote_matches_a_recomputation_from_stored_samples(tmp_path: Pat
     assert len(stored) == 8
     with Store(db) as store:
         for pid, (answer, correct) in stored.items():
-            samples = store.samples(result.run_id, pid, "sample")
+            samples = store.samples(store.layout(result.run_id).ledger, pid, "sample")  # kept in the run's pool
             assert [s.index for s in samples] == list(range(6))
             expected, votes = plurality(samples, random.Random(f"3:{pid}"))
             assert answer == expected
@@ -199,8 +199,8 @@ def test_interrupted_run_keeps_whole_requests_and_resume_sends_only_the_missing(
         _assert_whole_requests(broken)
         assert _rows(broken, "SELECT COUNT(*) FROM requests") == [(k,)]
         assert _rows(broken, "SELECT COUNT(*) FROM samples") == [(k * MAX_N,)]
-        assert _rows(broken, "SELECT status FROM runs") == [("interrupted",)]
-        run_id = _rows(broken, "SELECT run_id FROM runs")[0][0]
+        assert _rows(broken, "SELECT status FROM runs WHERE status != 'pool'") == [("interrupted",)]
+        run_id = _rows(broken, "SELECT run_id FROM runs WHERE status != 'pool'")[0][0]
         stored_keys = {f"{run_id}/{key}" for (key,) in _rows(broken, "SELECT request_key FROM requests")}
         assert stored_keys == served_before
 
@@ -217,7 +217,7 @@ def test_interrupted_run_keeps_whole_requests_and_resume_sends_only_the_missing(
     assert resumed.totals["cost_usd"] == pytest.approx(reference.totals["cost_usd"], rel=1e-12)
     assert _samples(broken) == _samples(clean)
     assert _results(broken) == _results(clean)
-    assert _rows(broken, "SELECT status FROM runs") == [("done",)]
+    assert _rows(broken, "SELECT status FROM runs WHERE status != 'pool'") == [("done",)]
 
 
 def test_requests_in_flight_when_one_fails_are_stored_not_thrown_away(tmp_path: Path) -> None:
@@ -228,7 +228,7 @@ def test_requests_in_flight_when_one_fails_are_stored_not_thrown_away(tmp_path: 
             _run(fake, db, limit=8, concurrency=8)
         served = list(fake.model.keys)
         assert len(served) == 6
-        run_id = _rows(db, "SELECT run_id FROM runs")[0][0]
+        run_id = _rows(db, "SELECT run_id FROM runs WHERE status != 'pool'")[0][0]
         stored = {f"{run_id}/{key}" for (key,) in _rows(db, "SELECT request_key FROM requests")}
         assert stored == set(served)  # every answer the server sent is kept
         _assert_whole_requests(db)

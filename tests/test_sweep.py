@@ -24,12 +24,13 @@ def test_a_sweep_charges_pooled_strategies_for_their_first_n_samples_only(tmp_pa
             input_price=1.0, output_price=2.0,
         )  # fmt: skip
     assert [(p.strategy, p.n) for p in points] == [(s, n) for s in ("majority", "bon", "pf") for n in (1, 2, 4)]
-    with sqlite3.connect(store) as conn:
+    with sqlite3.connect(store) as conn, Store(store) as db:
         for p in points:
             if p.strategy == "pf":
                 continue
-            used = conn.execute(
-                "SELECT SUM(cost_usd) FROM samples WHERE run_id=? AND step='sample' AND sample_index < ?", (p.run_id, p.n)
+            used = conn.execute(  # the pooled strategies' samples are kept in their shared pool
+                "SELECT SUM(cost_usd) FROM samples WHERE run_id=? AND step='sample' AND sample_index < ?",
+                (db.layout(p.run_id).ledger, p.n),
             ).fetchone()[0]
             assert p.usd_per_problem == pytest.approx(used / 5)  # samples N.. were bought later, for larger N
         pf_runs = {p.run_id for p in points if p.strategy == "pf"}

@@ -348,7 +348,7 @@ def sweep(
     """
     import json
 
-    from infereco.sweep import SweepPoint, plot_sweep, point_cost
+    from infereco.sweep import SweepPoint, plot_sweep
 
     names = [s.strip().lower() for s in strategies if s.strip()]
     ns = sorted(set(budgets))
@@ -358,15 +358,22 @@ def sweep(
         raise UserError(f"--budgets must be integers >= 1, got {list(budgets)}")
     for name in names:  # an unknown name fails before the first sample is paid for
         strategy_registry.entry(name)
+    def options_for(name: str) -> dict[str, Any]:
+        takes = strategy_registry.entry(name).option_names  # each strategy gets the options it takes
+        return {k: v for k, v in run_options.items() if k not in STRATEGY_OPTIONS or k in takes}
+
+    # The pooled strategies share one pool of samples: fill it once at the largest N, in the
+    # requests one run at that N would send, so every point after it reads its samples for free.
+    pooled = [n for n in names if strategy_registry.pools_samples(n) and not strategy_registry.entry(n).stops_early]
+    if pooled:
+        run(task, strategy=pooled[0], n=ns[-1], store=store, **options_for(pooled[0]))
     points = []
     for name in names:
-        for n in ns:  # increasing N: a pooled strategy's run grows by the new samples only
-            takes = strategy_registry.entry(name).option_names  # each strategy gets the options it takes
-            options = {k: v for k, v in run_options.items() if k not in STRATEGY_OPTIONS or k in takes}
-            result = run(task, strategy=name, n=n, store=store, **options)
+        for n in ns:  # increasing N: a run ends at the largest N, as the report will show it
+            result = run(task, strategy=name, n=n, store=store, **options_for(name))
             acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
             with Store(store) as db:
-                cost = point_cost(db, result.run_id, n, pooled=strategy_registry.pools_samples(name))
+                cost = db.cost_per_problem(result.run_id, n)
             point = SweepPoint(
                 strategy=name, n=n, run_id=result.run_id, problems=int(result.summary.get("n_problems", 0)),
                 accuracy=acc["mean"], accuracy_lo=acc["lo"], accuracy_hi=acc["hi"],

@@ -31,7 +31,6 @@ from infereco.backends.base import Backend
 from infereco.budget import Budget
 from infereco.errors import UserError
 from infereco.prices import Price
-from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
@@ -40,7 +39,11 @@ _DONE = "done"
 
 
 class ShardStore:
-    """The part of `Store` a Runner uses, in memory: stored samples in, new records streamed out."""
+    """A worker's `SampleLedger`, in memory: the samples the store already holds for its problems in,
+    every new request (with its samples) and result streamed out to the driver, which writes them.
+
+    The run, its problems and its status are the driver's to record (its Runner prepared the run),
+    so this is a ledger only: the worker's Runner solves (`Runner.solve`), it does not run."""
 
     def __init__(
         self, stored: Iterable[SampleRecord], spend: dict[str, tuple[float, int]], emit: Any
@@ -50,45 +53,22 @@ class ShardStore:
             self._samples.setdefault((s.problem_id, s.step), {})[s.index] = s
         self._spend = spend
         self._emit = emit
-        self.reused = 0
 
-    # the run and its problems are recorded by the driver
-    def ensure_run(self, run_id: str, label: str, config: dict[str, Any]) -> bool:
-        return False
-
-    def update_run(self, run_id: str, label: str, config: dict[str, Any]) -> None:
-        pass
-
-    def add_problems(self, run_id: str, problems: Iterable[Problem]) -> None:
-        pass
-
-    def set_status(self, run_id: str, status: str) -> None:
-        pass
-
-    def done_problems(self, run_id: str, n: int | None = None) -> set[str]:
-        return set()
-
-    def totals(self, run_id: str) -> dict[str, Any]:
-        return {"cost_usd": 0.0, "prompt_tokens": 0, "completion_tokens": 0}
-
-    def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
-        return self._spend.get(problem_id, (0.0, 0))
-
-    def samples(self, run_id: str, problem_id: str, step: str) -> list[SampleRecord]:
+    def samples(self, ledger_id: str, problem_id: str, step: str) -> list[SampleRecord]:
         found = self._samples.get((problem_id, step), {})
         return [found[i] for i in sorted(found)]
 
-    def record_request(self, run_id: str, request: RequestRecord, samples: list[SampleRecord]) -> None:
-        for s in samples:
-            self._samples.setdefault((s.problem_id, s.step), {})[s.index] = s
-        self._emit(("request", request, samples))
-
-    def record_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+    def record_requests(self, ledger_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
         for request, samples in batch:
-            self.record_request(run_id, request, samples)
+            for s in samples:
+                self._samples.setdefault((s.problem_id, s.step), {})[s.index] = s
+            self._emit(("request", request, samples))
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
         self._emit(("result", result))
+
+    def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
+        return self._spend.get(problem_id, (0.0, 0))
 
 
 def solve_shard(
@@ -115,13 +95,15 @@ def solve_shard(
     spec = replace(spec, task=replace(spec.task, problems=tuple(p for p in spec.task.problems if p.id in keep)))
     out: queue.Queue[Any] = queue.Queue()
     shard = ShardStore(stored, spend, out.put)
-    runner = Runner(spec, backend, shard, price, problem_budget=problem_budget, roles=roles)  # type: ignore[arg-type]
+    runner = Runner(spec, backend, shard, price, problem_budget=problem_budget, roles=roles)
     if runner.run_id != run_id:
         raise UserError(f"worker rebuilt run {runner.run_id}, driver has {run_id}: the run's config is not reproducible")
+    # where the driver keeps the run's samples: its pool (a pooled strategy's run) or the run itself
+    runner.ledger_id, runner.step_prefix = config.get("pool", run_id), config.get("step_prefix")
 
     async def go() -> None:
         try:
-            await runner.run()
+            await runner.solve(list(spec.task.problems))
         finally:
             for each in runner.backends:
                 await each.aclose()
@@ -257,7 +239,7 @@ class _Writer:
 
     def flush(self) -> None:
         if self.batch:
-            self.db.record_requests(self.runner.run_id, self.batch)
+            self.db.record_requests(self.runner.ledger_id, self.batch)
             self.batch = []
 
     def add(self, item: tuple[Any, ...]) -> None:

@@ -20,13 +20,18 @@ from typing import Any
 from infereco.backends.base import Backend, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
-from infereco.errors import BackendError
+from infereco.errors import BackendError, UserError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
-from infereco.store import Store
+from infereco.ledger import RunStore, SampleLedger
+from infereco.strategies import registry
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
+
+
+#: the step of the run's pool of samples (see `strategies.sampling`)
+POOL_STEP = "sample"
 
 
 def stable_hash(*parts: Any, length: int = 12) -> str:
@@ -63,6 +68,33 @@ class RunSpec:
             "sampling": _sampling_identity(self.params),
             "seed": self.seed,
         }
+
+    @property
+    def pools_samples(self) -> bool:
+        """Whether the strategy draws the one pool of samples its (task, model, sampling, seed) share
+        (`strategies.registry`); a strategy the registry does not know says so by `extends_pool`."""
+        name = str(self.strategy.describe().get("name", ""))
+        try:
+            return registry.pools_samples(name)
+        except UserError:
+            return bool(getattr(self.strategy, "extends_pool", True))
+
+    def pool_id(self, backend: Backend) -> str:
+        """The pool's id: what changes a pooled sample (task, model, sampling, seed), not the strategy.
+
+        Majority, pass@n, bon, weighted, bom and adaptive on the same task, model, sampling and seed
+        draw the same samples from it, so a sweep over them pays for the largest N once."""
+        ident = {k: v for k, v in self.identity(backend).items() if k != "strategy"}
+        return "pool-" + stable_hash({"pool": ident})
+
+    def step_prefix(self) -> str:
+        """Where a pooled strategy keeps its steps besides the pool's samples: under its verifier
+        (bon, weighted, bom and adaptive with the same verifier share its scores), or, without one,
+        under its own options."""
+        verifier = getattr(self.strategy, "verifier", None)
+        if verifier is not None and callable(getattr(verifier, "describe", None)):
+            return "v-" + stable_hash(verifier.describe(), length=10)
+        return "s-" + stable_hash({k: v for k, v in self.strategy.describe().items() if k != "n"}, length=10)
 
     def run_id(self, backend: Backend) -> str:
         ident = self.identity(backend)
@@ -190,7 +222,7 @@ class Runner:
         self,
         spec: RunSpec,
         backend: Backend,
-        store: Store,
+        store: SampleLedger,
         price: Price,
         progress: Progress | None = None,
         budget: Budget | None = None,
@@ -208,6 +240,11 @@ class Runner:
         self.price = price
         self.progress = progress or Progress()
         self.run_id = spec.run_id(backend)
+        #: where the run's samples and requests are kept: its pool (a pooled strategy's run, from
+        #: `prepare`), else the run itself; results are always the run's own
+        self.ledger_id = self.run_id
+        #: a pooled run's steps other than the pool's samples live under this prefix (None: as named)
+        self.step_prefix: str | None = None
         self.clock = BusyClock()
         served: dict[int, _Served] = {}
         self._roles: dict[str, _Served] = {}
@@ -238,6 +275,8 @@ class Runner:
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        if self.ledger_id != self.run_id:
+            config["pool"], config["step_prefix"] = self.ledger_id, self.step_prefix
         if self.spec.description is not None:
             config["description"] = self.spec.description
         others = {r: {"backend": s.backend.describe(), "price": s.price.describe()} for r, s in self._roles.items() if r != "main"}
@@ -251,31 +290,42 @@ class Runner:
         return list({id(s.backend): s.backend for s in self._roles.values()}.values())
 
     async def run(self) -> str:
-        """Solve every problem not already solved; return the run id."""
+        """Record the run, solve every problem not already solved; return the run id."""
+        store = self._run_store()
         pending = self.prepare()
+        try:
+            await self.solve(pending)
+        except BaseException:
+            store.set_status(self.run_id, "interrupted")
+            raise
+        store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
+        return self.run_id
+
+    async def solve(self, problems: list[Problem]) -> None:
+        """Solve some problems, using the store only as a `SampleLedger` (a Ray worker calls this on
+        its shard after the driver prepared the run). Raises the first request that failed for good,
+        after the requests already in flight are stored."""
         for backend in self.backends:
             start = getattr(backend, "start", None)
-            if start is not None and pending:
+            if start is not None and problems:
                 await start()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
-        for problem in pending:
+        for problem in problems:
             queue.put_nowait(problem)
         workers = max(1, 2 * self.backend.max_concurrency())
-        try:
-            # return_exceptions: when one request fails, the others already in flight are paid for, so
-            # they are awaited and stored (no new request starts) before the failure is raised.
-            outcomes = await asyncio.gather(
-                *(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)), return_exceptions=True
-            )
-        except BaseException:
-            self.store.set_status(self.run_id, "interrupted")
-            raise
+        # return_exceptions: when one request fails, the others already in flight are paid for, so
+        # they are awaited and stored (no new request starts) before the failure is raised.
+        outcomes = await asyncio.gather(
+            *(self._worker(queue) for _ in range(min(workers, len(problems)) or 1)), return_exceptions=True
+        )
         errors = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, _Stopped)]
         if errors or self._failure is not None:
-            self.store.set_status(self.run_id, "interrupted")
             raise self._failure or errors[0]
-        self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
-        return self.run_id
+
+    def _run_store(self) -> RunStore:
+        if not isinstance(self.store, RunStore):
+            raise TypeError(f"{type(self.store).__name__} is a SampleLedger only: it can solve (Runner.solve), not record a run")
+        return self.store
 
     def prepare(self) -> list[Problem]:
         """Record the run and its problems, count what earlier sessions paid; return the unsolved problems.
@@ -283,18 +333,26 @@ class Runner:
         Shared by `run` and by executors that solve the problems elsewhere (`infereco.ray_executor`)
         and hand the records back to be written here.
         """
-        task = self.spec.task
-        label, config = self.spec.default_label(self.backend), self.config()
-        existed = self.store.ensure_run(self.run_id, label, config)
+        task, store = self.spec.task, self._run_store()
+        label = self.spec.default_label(self.backend)
+        if self.spec.pools_samples:
+            earlier = store.run_config(self.run_id)
+            # a run stored before pools keeps its samples where they are (under the run itself)
+            if earlier is None or "pool" in earlier:
+                self.ledger_id, self.step_prefix = self.spec.pool_id(self.backend), self.spec.step_prefix()
+                pool = {k: v for k, v in self.spec.identity(self.backend).items() if k != "strategy"}
+                store.ensure_pool(self.ledger_id, f"pool: {self.backend.model}", {**pool, "kind": "pool"})
+        config = self.config()
+        existed = store.ensure_run(self.run_id, label, config)
         if existed:
-            self.store.update_run(self.run_id, label, config)  # the latest N and label
-        self.store.add_problems(self.run_id, task.problems)
+            store.update_run(self.run_id, label, config)  # the latest N and label
+        store.add_problems(self.run_id, task.problems)
         if existed:  # a budget covers the whole run, including what earlier sessions already paid
-            paid = self.store.totals(self.run_id)
+            paid = store.totals(self.run_id)
             self.budget.spent_usd = paid["cost_usd"]
             self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
         n = self._n
-        done = self.store.done_problems(self.run_id, n) if existed else set()
+        done = store.done_problems(self.run_id, n) if existed else set()
         pending = [p for p in task.problems if p.id not in done]
         self.progress.samples_total = len(task.problems) * n
         self.progress.samples_done = len(done) * n
@@ -339,11 +397,13 @@ class Runner:
         served = self._roles.get(role)
         if served is None:
             raise ValueError(f"step {step!r} asks for backend role {role!r}, which this run was not given")
+        if self.step_prefix is not None and step != POOL_STEP:
+            step = f"{self.step_prefix}/{step}"
         # one caller at a time per step: a second asking for the same step (two equal candidates
         # judged at once) waits and then finds the first one's samples stored, instead of paying again
         lock = self._step_locks.setdefault(problem.id, {}).setdefault(step, asyncio.Lock())
         async with lock:
-            stored = {s.index: s for s in self.store.samples(self.run_id, problem.id, step)}
+            stored = {s.index: s for s in self.store.samples(self.ledger_id, problem.id, step)}
             missing = [i for i in range(n) if i not in stored]
             reused = n - len(missing)
             if reused:
@@ -525,7 +585,7 @@ class Runner:
         self._pending_writes, self._flushed = [], None
         assert done is not None
         try:
-            self.store.record_requests(self.run_id, batch)
+            self.store.record_requests(self.ledger_id, batch)
         except Exception as exc:  # every waiter of this turn fails with it: none of them is stored
             done.set_exception(exc)
         else:

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,58 @@ from infereco.errors import UserError
 from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
+from infereco.strategies import registry
+from infereco.strategies.base import content_key
 
 SCHEMA_VERSION = 3
+POOL_STEP = "sample"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run's samples and requests are: `ledger` is its pool's id (a pooled strategy's run
+    since pools) or the run's own id; its steps other than the pool's are named `prefix/step` in the
+    pool; `n` is the run's latest N; `pooled` says its samples are a pool of interchangeable draws."""
+
+    ledger: str
+    prefix: str | None
+    n: int
+    pooled: bool
+
+
+@dataclass(frozen=True)
+class RequestShare:
+    """One request a run rests on: the share of it the run used (0..1), and the amounts of that share
+    (see `Store.attributed_requests`); `attempts` and `latency_s` are the whole request's."""
+
+    problem_id: str
+    step: str
+    share: float
+    cost_usd: float
+    prompt_tokens: float
+    completion_tokens: float
+    busy_s: float
+    attempts: int
+    unconfirmed_usd: float
+    unconfirmed_tokens: float
+    latency_s: float
+
+    @property
+    def verifier(self) -> bool:
+        """A verifier's model call (a judge or a reward model), under whatever prefix."""
+        return any(part in ("judge", "reward") for part in self.step.split("/")[:2])
+
+
+def _step_share(lay: Layout, pid: str, step: str, below: set[tuple[str, str]], above: set[tuple[str, str]]) -> float:
+    """The share of a pooled run's non-pool step it used: its own steps on samples below N."""
+    if lay.prefix is not None and not step.startswith(lay.prefix + "/"):
+        return 0.0  # another strategy's (or verifier's) step in the shared pool
+    judged = (pid, step.rsplit("/", 1)[-1])  # verifier steps are named by the text they judged
+    if judged in below:
+        return 1.0
+    return 0.0 if judged in above else 1.0
+
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -166,9 +217,26 @@ class Store:
     def set_status(self, run_id: str, status: str) -> None:
         self.conn.execute("UPDATE runs SET status=?, updated_at=? WHERE run_id=?", (status, time.time(), run_id))
 
+    def ensure_pool(self, pool_id: str, label: str, config: dict[str, Any]) -> None:
+        """Record a pool of samples (a row of `runs` with status "pool", which `runs()` leaves out):
+        the samples and requests of every pooled strategy's run on the same task, model, sampling and
+        seed are kept under it, and each run keeps its own results."""
+        now = time.time()
+        self.conn.execute(
+            "INSERT OR IGNORE INTO runs (run_id, label, config_json, status, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+            (pool_id, label, json.dumps(config, sort_keys=True), "pool", now, now),
+        )
+
+    def run_config(self, run_id: str) -> dict[str, Any] | None:
+        """The stored config of exactly this run (or pool) id, None if there is none."""
+        row = self.conn.execute("SELECT config_json FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first (pools of samples are not runs: they are left out)."""
         rows = self.conn.execute(
-            "SELECT run_id, label, config_json, status, created_at, updated_at FROM runs ORDER BY created_at"
+            "SELECT run_id, label, config_json, status, created_at, updated_at FROM runs WHERE status != 'pool' "
+            "ORDER BY created_at"
         ).fetchall()
         return [
             {"run_id": r[0], "label": r[1], "config": json.loads(r[2]), "status": r[3], "created_at": r[4], "updated_at": r[5]}
@@ -214,6 +282,7 @@ class Store:
     def problem_samples(self, run_id: str, problem_ids: Iterable[str]) -> list[SampleRecord]:
         """Every stored sample (all steps) of some problems of a run: what a remote worker may reuse."""
         wanted = list(problem_ids)
+        run_id = self.layout(run_id).ledger
         out: list[SampleRecord] = []
         for i in range(0, len(wanted), 500):  # stay under SQLite's limit on bound parameters
             chunk = wanted[i : i + 500]
@@ -300,7 +369,14 @@ class Store:
 
     # -- summaries --------------------------------------------------------------------------
     def totals(self, run_id: str) -> dict[str, Any]:
-        """Counts and sums that must not change between an interrupted-and-resumed run and a clean one."""
+        """Counts and sums that must not change between an interrupted-and-resumed run and a clean one.
+
+        A pooled run counts what it used of its pool: its samples below N, the requests that bought
+        them (a request straddling N in proportion), and its verifier's calls on those samples.
+        """
+        lay = self.layout(run_id)
+        if lay.ledger != run_id:
+            return self._pooled_totals(run_id, lay)
         req = self.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
             "COALESCE(SUM(cost_usd),0), COALESCE(SUM(busy_s),0), COALESCE(SUM(attempts),0), "
@@ -330,6 +406,139 @@ class Store:
             "unconfirmed_usd": req[6],
             "unconfirmed_tokens": req[7],
         }
+
+    def _pooled_totals(self, run_id: str, lay: Layout) -> dict[str, Any]:
+        rows = self.attributed_requests(run_id)
+        used = [r for r in rows if r.share > 0]
+        problems = self._problem_ids(run_id)
+        limits = self._sample_limits(run_id, lay)
+        smp = [0, 0]
+        for i in range(0, len(problems), 500):
+            chunk = problems[i : i + 500]
+            for pid, index, right in self.conn.execute(
+                f"SELECT problem_id, sample_index, correct FROM samples WHERE run_id=? AND step=? AND sample_index < ? "
+                f"AND problem_id IN ({','.join('?' * len(chunk))})",
+                (lay.ledger, POOL_STEP, lay.n, *chunk),
+            ):
+                if index < limits.get(pid, lay.n):
+                    smp[0], smp[1] = smp[0] + 1, smp[1] + int(right)
+        res = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(correct),0) FROM results WHERE run_id=?", (run_id,)).fetchone()
+        return {
+            "problems": len(problems),
+            "problems_done": res[0],
+            "final_correct": res[1],
+            "requests": len(used),
+            "samples": smp[0],
+            "samples_correct": smp[1],
+            "prompt_tokens": round(sum(r.prompt_tokens for r in used)),
+            "completion_tokens": round(sum(r.completion_tokens for r in used)),
+            "cost_usd": sum(r.cost_usd for r in used),
+            "busy_s": sum(r.busy_s for r in used),
+            "attempts": sum(r.attempts for r in used),
+            "unconfirmed_usd": sum(r.unconfirmed_usd for r in used),
+            "unconfirmed_tokens": round(sum(r.unconfirmed_tokens for r in used)),
+        }
+
+    # -- where a run's samples are, and what of them it used --------------------------------
+    def layout(self, run_id: str) -> Layout:
+        """Where a run keeps its samples and requests (see `Layout`)."""
+        config = self.run_config(run_id) or {}
+        strategy = config.get("strategy") or {}
+        n = int(strategy.get("n", 0) or 0)
+        if "pool" in config:
+            return Layout(str(config["pool"]), config.get("step_prefix"), n, True)
+        name = str(strategy.get("name", ""))
+        try:
+            pooled = registry.pools_samples(name) if name else False
+        except UserError:  # a strategy no longer registered: its samples were a pool unless it said otherwise
+            pooled = True
+        return Layout(run_id, None, n, pooled)
+
+    def _problem_ids(self, run_id: str) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT problem_id FROM problems WHERE run_id=? ORDER BY position", (run_id,))]
+
+    def attributed_requests(self, run_id: str, n: int | None = None, problem_id: str | None = None) -> list[RequestShare]:
+        """Every request a run's answers at N (default: its N) rest on, with what of it they used.
+
+        A search (beam, particles) uses all its requests. A pooled strategy uses, of each pool
+        request, its samples below N (their own prompt share, completion tokens and cost; machine
+        time split as the Runner split it, by completion tokens), its own steps (its verifier's
+        calls) on the samples below N, and nothing of other strategies' steps or of its verifier's
+        calls on samples it did not use.
+        """
+        lay = self.layout(run_id)
+        n = lay.n if n is None else n
+        problems = [problem_id] if problem_id is not None else self._problem_ids(run_id)
+        # a strategy that stops early (adaptive) used, of each problem, the samples it says it used
+        used_n = self._sample_limits(run_id, lay) if lay.pooled and lay.ledger != run_id else {}
+        rows: list[tuple[Any, ...]] = []
+        below: set[tuple[str, str]] = set()
+        above: set[tuple[str, str]] = set()
+        used: dict[tuple[str, str], list[float]] = {}  # (problem, request) -> cost, prompt, completion, weight, weight of all
+        for i in range(0, len(problems), 500):
+            chunk = problems[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += self.conn.execute(
+                "SELECT problem_id, request_key, step, n, cost_usd, prompt_tokens, completion_tokens, busy_s, attempts, "
+                f"unconfirmed_usd, unconfirmed_tokens, latency_s FROM requests WHERE run_id=? AND problem_id IN ({marks}) "
+                "ORDER BY created_at",
+                (lay.ledger, *chunk),
+            ).fetchall()
+            if not lay.pooled:
+                continue
+            for pid, key, text, index, cost, prompt, completion in self.conn.execute(
+                "SELECT problem_id, request_key, text, sample_index, cost_usd, prompt_tokens, completion_tokens FROM samples "
+                f"WHERE run_id=? AND step=? AND problem_id IN ({marks})",
+                (lay.ledger, POOL_STEP, *chunk),
+            ):
+                limit = min(n, used_n.get(pid, n))
+                (below if index < limit else above).add((pid, content_key(text)))  # verifier steps are named by texts
+                acc = used.setdefault((pid, key), [0.0, 0.0, 0.0, 0.0, 0.0])
+                weight = float(max(completion, 1))
+                acc[4] += weight
+                if index < limit:
+                    acc[0], acc[1], acc[2], acc[3] = acc[0] + cost, acc[1] + prompt, acc[2] + completion, acc[3] + weight
+        out = []
+        for pid, key, step, count, cost, prompt, completion, busy, attempts, lost_usd, lost_tokens, latency in rows:
+            if lay.pooled and step == POOL_STEP:
+                acc = used.get((pid, key), [0.0] * 5)
+                part = acc[3] / acc[4] if acc[4] else 0.0
+                share = part
+                cost, prompt, completion, busy = acc[0], acc[1], acc[2], busy * part
+                lost_usd, lost_tokens = lost_usd * part, lost_tokens * part
+            else:
+                share = _step_share(lay, pid, step, below, above) if lay.pooled else 1.0
+                cost, prompt, completion, busy = cost * share, prompt * share, completion * share, busy * share
+                lost_usd, lost_tokens = lost_usd * share, lost_tokens * share
+            out.append(RequestShare(pid, step, share, cost, prompt, completion, busy, attempts, lost_usd, lost_tokens, latency))
+        return out
+
+    def _sample_limits(self, run_id: str, lay: Layout) -> dict[str, int]:
+        """Per problem, how many of the pool's samples a pooled run used, where fewer than its N."""
+        return {pid: min(lay.n, used) for pid, used in self._samples_used(run_id).items()}
+
+    def _samples_used(self, run_id: str) -> dict[str, int]:
+        """Per problem, the samples a run that stops early said it used (`samples_used` in its results)."""
+        out = {}
+        for pid, info in self.conn.execute("SELECT problem_id, info_json FROM results WHERE run_id=?", (run_id,)):
+            used = json.loads(info).get("samples_used")
+            if isinstance(used, int):
+                out[pid] = used
+        return out
+
+    def cost_per_problem(self, run_id: str, n: int | None = None) -> dict[str, float]:
+        """USD, tokens, completion tokens, machine seconds and verifier USD per problem of a run at N
+        (what a sweep point costs; see `attributed_requests`)."""
+        total = {"usd": 0.0, "tokens": 0.0, "completion": 0.0, "busy_s": 0.0, "verifier_usd": 0.0}
+        for r in self.attributed_requests(run_id, n):
+            total["usd"] += r.cost_usd
+            total["tokens"] += r.prompt_tokens + r.completion_tokens
+            total["completion"] += r.completion_tokens
+            total["busy_s"] += r.busy_s
+            if r.verifier:
+                total["verifier_usd"] += r.cost_usd
+        problems = max(1, len(self._problem_ids(run_id)))
+        return {k: v / problems for k, v in total.items()}
 
     def result_infos(self, run_id: str) -> list[dict[str, Any]]:
         """The `info` a strategy stored with each problem's answer (votes, steps, samples used...)."""
@@ -361,8 +570,15 @@ class Store:
             "SELECT problem_id, sample_index, answer, correct, cost_usd, prompt_tokens, completion_tokens, latency_s "
             "FROM samples WHERE run_id=? AND step=? ORDER BY problem_id, sample_index"
         )  # fmt: skip
-        for row in self.conn.execute(query, (run_id,) if outcomes else (run_id, step)):
-            by_problem.setdefault(row[0], []).append(row)
+        lay = self.layout(run_id)
+        args: tuple[Any, ...] = (run_id,) if outcomes else (run_id, step)
+        if not outcomes and lay.ledger != run_id:  # a pooled run: its samples below N in its pool
+            query = query.replace("step=?", "step=? AND sample_index < ?")
+            args = (lay.ledger, step, lay.n)
+        limits = self._sample_limits(run_id, lay) if not outcomes and lay.ledger != run_id else {}
+        for row in self.conn.execute(query, args):
+            if row[1] < limits.get(row[0], row[1] + 1):
+                by_problem.setdefault(row[0], []).append(row)
         kept = [pid for pid in problem_ids if by_problem.get(pid)]
         width = max((len(by_problem[pid]) for pid in kept), default=0)
         shape = (len(kept), width)
@@ -411,16 +627,23 @@ class Store:
     def sample_texts(self, run_id: str, step: str = "sample") -> dict[str, list[tuple[int, str, bool]]]:
         """Per problem: (index, text, correct) of every stored sample of a step, in index order."""
         out: dict[str, list[tuple[int, str, bool]]] = {}
+        lay = self.layout(self.run(run_id)["run_id"])
+        limit = lay.n if lay.ledger != run_id and lay.n else 2**62
         for pid, index, text, correct in self.conn.execute(
-            "SELECT problem_id, sample_index, text, correct FROM samples WHERE run_id=? AND step=? "
+            "SELECT problem_id, sample_index, text, correct FROM samples WHERE run_id=? AND step=? AND sample_index < ? "
             "ORDER BY problem_id, sample_index",
-            (self.run(run_id)["run_id"], step),
+            (lay.ledger, step, limit),
         ):
             out.setdefault(pid, []).append((index, text, bool(correct)))
         return out
 
     def problem_spend(self, run_id: str, problem_id: str) -> tuple[float, int]:
         """USD and tokens already paid for one problem of a run (for per-problem budgets), lost tries included."""
+        lay = self.layout(run_id)
+        if lay.ledger != run_id:
+            used = [r for r in self.attributed_requests(run_id, problem_id=problem_id) if r.share > 0]
+            return (sum(r.cost_usd + r.unconfirmed_usd for r in used),
+                    round(sum(r.prompt_tokens + r.completion_tokens + r.unconfirmed_tokens for r in used)))  # fmt: skip
         usd, tokens = self.conn.execute(
             "SELECT COALESCE(SUM(cost_usd + unconfirmed_usd),0), "
             "COALESCE(SUM(prompt_tokens + completion_tokens + unconfirmed_tokens),0) FROM requests "
@@ -431,6 +654,11 @@ class Store:
 
     def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""
+        run_id = self.run(run_id)["run_id"]
+        if self.layout(run_id).ledger != run_id:
+            used = [(r.prompt_tokens, r.completion_tokens, r.latency_s, r.busy_s) for r in self.attributed_requests(run_id) if r.share > 0]
+            data = np.array(used, dtype=float).reshape(-1, 4)
+            return {"prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3]}
         rows = self.conn.execute(
             "SELECT prompt_tokens, completion_tokens, latency_s, busy_s FROM requests WHERE run_id=? ORDER BY created_at",
             (self.run(run_id)["run_id"],),

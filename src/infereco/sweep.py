@@ -1,9 +1,11 @@
 """Sweeps: several strategies at several budgets on one task, compared by accuracy against full cost.
 
 A point is (strategy, N): the accuracy of the strategy's own answers, and what it cost per problem,
-every verifier call included. Strategies that draw one pool of samples (majority, bon, weighted,
-bom) extend the same run as N grows, so the cost at N counts only samples 0..N-1 and the verifier
-calls on them; a search (beam, pf, epf) at each N is a run of its own and costs what that run cost.
+every verifier call included. Strategies that draw one pool of samples (majority, pass@n, bon,
+weighted, bom, adaptive) share it: the sweep fills the pool once at the largest N, every point reads
+its samples 0..N-1 from it, and its cost at N counts only those samples and its verifier's calls on
+them (a verifier's score of a sample is stored once, shared by every strategy using that verifier);
+a search (beam, pf, epf) at each N is a run of its own and costs what that run cost.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from infereco.store import Store
-from infereco.strategies.base import content_key
 
 
 @dataclass(frozen=True)
@@ -36,35 +37,12 @@ class SweepPoint:
         return asdict(self)
 
 
-def point_cost(db: Store, run_id: str, n: int, pooled: bool) -> dict[str, float]:
-    """USD, tokens and machine seconds spent per problem by a strategy at N (see module doc)."""
-    rows = db.conn.execute(
-        "SELECT problem_id, step, start_index, n, cost_usd, prompt_tokens, completion_tokens, busy_s FROM requests "
-        "WHERE run_id=?",
-        (run_id,),
-    ).fetchall()
-    problems = max(1, db.conn.execute("SELECT COUNT(*) FROM problems WHERE run_id=?", (run_id,)).fetchone()[0])
-    used_texts: set[tuple[str, str]] = set()
-    if pooled:  # which verifier steps judged samples 0..N-1 (they are named by the judged text)
-        for pid, text in db.conn.execute(
-            "SELECT problem_id, text FROM samples WHERE run_id=? AND step='sample' AND sample_index < ?", (run_id, n)
-        ):
-            used_texts.add((pid, content_key(text)))
-    total = {"usd": 0.0, "tokens": 0.0, "completion": 0.0, "busy_s": 0.0, "verifier_usd": 0.0}
-    for pid, step, start, count, usd, prompt, completion, busy in rows:
-        share = 1.0
-        verifier = step.startswith(("judge/", "reward/"))
-        if pooled and step == "sample":
-            share = max(0, min(start + count, n) - start) / count  # the part of the request below N
-        elif pooled and verifier:
-            share = 1.0 if (pid, step.rsplit("/", 1)[-1]) in used_texts else 0.0
-        total["usd"] += share * usd
-        total["tokens"] += share * (prompt + completion)
-        total["completion"] += share * completion
-        total["busy_s"] += share * busy
-        if verifier:
-            total["verifier_usd"] += share * usd
-    return {k: v / problems for k, v in total.items()}
+def point_cost(db: Store, run_id: str, n: int, pooled: bool | None = None) -> dict[str, float]:
+    """USD, tokens and machine seconds spent per problem by a strategy at N (see module doc).
+
+    `Store.cost_per_problem` decides what a run used (pooled or not is in the run's stored layout);
+    `pooled` is accepted for callers of the earlier signature."""
+    return db.cost_per_problem(run_id, n)
 
 
 def plot_sweep(points: Sequence[SweepPoint], path: str | Path, title: str = "") -> Path:

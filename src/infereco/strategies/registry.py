@@ -8,7 +8,8 @@ without importing the strategy's module (heavy modules are imported on first bui
 - `uses_verifier`: it takes `--verifier`;
 - `pools_samples`: it draws step "sample" 0..N-1 of the run's one pool (its N is not part of the
   run's identity, so a larger N extends the pool, and every pooled strategy on the same task,
-  model, sampling and seed shares it); False for searches, whose answers are their own outcomes.
+  model, sampling and seed shares it); False for searches, whose answers are their own outcomes;
+- `stops_early`: it may use fewer than N samples (adaptive).
 
 Adding a strategy is one module with its class and a `register(StrategyEntry(...))` call (see
 docs/architecture.md, "How to add a strategy"; tests/test_registry.py does exactly that).
@@ -52,6 +53,8 @@ class StrategyEntry:
     options: tuple[type[BaseModel], ...] = ()
     uses_verifier: bool = False
     pools_samples: bool = True
+    #: may answer with fewer than N samples (adaptive stopping): it does not fill a pool to N
+    stops_early: bool = False
 
     @property
     def option_names(self) -> set[str]:
@@ -228,7 +231,7 @@ for _entry in (
                   _search("epf"), aliases=("entropic-pf",), options=(*_SEARCH_OPTIONS, ParticleOptions, EntropicOptions),
                   uses_verifier=True, pools_samples=False),
     StrategyEntry("adaptive", "majority (weighted with --verifier) over samples drawn in rounds until the vote converges, at most N",
-                  _adaptive, options=(VerifierOptions, AdaptiveOptions), uses_verifier=True),
+                  _adaptive, options=(VerifierOptions, AdaptiveOptions), uses_verifier=True, stops_early=True),
     StrategyEntry("spec-majority", "majority over N step-wise chains whose steps a small model drafts and the target rates",
                   _stepwise, options=(StepOptions, SpeculativeOptions), pools_samples=False),
 ):  # fmt: skip
