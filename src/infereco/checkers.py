@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from infereco.errors import UserError
 
@@ -294,6 +294,8 @@ class MathChecker:
     """
 
     name: str = "math"
+    #: symbolic equivalence can take long on odd LaTeX: graded in the process pool (`infereco.grading`)
+    slow: ClassVar[bool] = True
 
     def extract(self, text: str) -> str | None:
         candidates = [(pos, tail) for pos, tail in _anchor_tails(text) if tail.strip()]
@@ -364,6 +366,8 @@ class PythonTestsChecker:
     unit tests (plain asserts) pass against it in the sandbox (see `infereco.sandbox`)."""
 
     name: str = "python-tests"
+    #: runs the tests in a sandboxed process: graded in the process pool (`infereco.grading`)
+    slow: ClassVar[bool] = True
 
     def extract(self, text: str) -> str | None:
         blocks = _CODE_BLOCK.findall(text)

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infereco.backends.base import Backend, GenerationRequest, RetryRefused
+from infereco.backends.base import Backend, Completion, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
 from infereco.errors import BackendError, UserError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
+from infereco.grading import grade_async
 from infereco.ledger import RunStore, SampleLedger
 from infereco.strategies import registry
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
@@ -452,10 +453,11 @@ class Runner:
         params: SamplingParams,
         served: _Served,
     ) -> list[SampleRecord]:
+        """One request for samples `indices` of a step: reserve its worst case, send it, record it."""
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
         seed = request_seed(self.spec.seed, problem.id, step, start)
-        ledger = _RetryLedger()
+        held = _Held(ledger=_RetryLedger())
         request = GenerationRequest(
             messages=tuple(messages),
             n=len(indices),
@@ -467,52 +469,80 @@ class Runner:
             logprobs=params.logprobs or params.top_logprobs > 0,
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
-            retry_gate=ledger.gate,
+            retry_gate=held.ledger.gate,
             on_text=self.on_text,
         )
-        backend, price = served.backend, served.price
         async with served.slots:
-            if self._failure is not None or self.budget.exhausted:
-                raise _Stopped()
-            worst = self._worst_case(messages, len(indices), params.max_tokens, served)
-            own_budget = self._problem_budget(problem.id)
-            own = own_budget.reserve(*worst)
-            if own is None:
-                self.problems_at_budget.add(problem.id)
-                raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
-            reservation = self.budget.reserve(*worst)
-            if reservation is None:
-                own_budget.release(own)
-                raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
-            # a retry after a try that may have been billed costs up to the tokens of another try
-            ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
-            token = served.clock.start()
-            try:
-                completions = await backend.generate(request)
-            except Exception as exc:
-                # a failed request may still have used the machine; its tokens were not billed, but
-                # its lost tries may have been (they stay charged at their worst case)
-                machine = price.cost(0, 0, 0, served.clock.stop(token))
-                lost_usd, lost_tokens = ledger.settle()
-                self.budget.commit(reservation, machine + lost_usd, lost_tokens)
-                own_budget.commit(own, machine + lost_usd, lost_tokens)
-                if isinstance(exc, RetryRefused):
-                    if ledger.refused_by is own_budget:
-                        self.problems_at_budget.add(problem.id)
-                        raise _ProblemOverBudget() from None
-                    raise _Stopped() from None
-                self._failure = self._failure or exc
-                raise
-            busy_s = served.clock.stop(token)
+            self._reserve(problem, messages, len(indices), params, served, held)
+            completions, busy_s = await self._generate(problem, request, served, held)
             if request.logprobs and any(c.logprobs is None for c in completions):
                 # stored below (it was paid for); no other request starts: `sample` raises this
-                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
-        checker = self.spec.task.checker
+                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, served.backend)
+        return await self._record(problem, step, indices, key, seed, completions, busy_s, served, held)
+
+    def _reserve(
+        self, problem: Problem, messages: list[dict[str, str]], n: int, params: SamplingParams, served: _Served, held: _Held
+    ) -> None:
+        """Reserve a request's worst case in the run's and the problem's budget (or raise: nothing is sent)."""
+        if self._failure is not None or self.budget.exhausted:
+            raise _Stopped()
+        worst = self._worst_case(messages, n, params.max_tokens, served)
+        held.own_budget = self._problem_budget(problem.id)
+        held.own = held.own_budget.reserve(*worst)
+        if held.own is None:
+            self.problems_at_budget.add(problem.id)
+            raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
+        held.run = self.budget.reserve(*worst)
+        if held.run is None:
+            held.own_budget.release(held.own)
+            raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
+        # a retry after a try that may have been billed costs up to the tokens of another try
+        held.ledger.arm(self.budget, held.own_budget, self._worst_case(messages, n, params.max_tokens, served, tokens_only=True))
+
+    async def _generate(
+        self, problem: Problem, request: GenerationRequest, served: _Served, held: _Held
+    ) -> tuple[list[Completion], float]:
+        """Send a reserved request on the machine clock; a failure settles what it may have cost."""
+        token = served.clock.start()
+        try:
+            completions = await served.backend.generate(request)
+        except Exception as exc:
+            # a failed request may still have used the machine; its tokens were not billed, but
+            # its lost tries may have been (they stay charged at their worst case)
+            machine = served.price.cost(0, 0, 0, served.clock.stop(token))
+            lost_usd, lost_tokens = held.ledger.settle()
+            assert held.run is not None and held.own is not None and held.own_budget is not None
+            self.budget.commit(held.run, machine + lost_usd, lost_tokens)
+            held.own_budget.commit(held.own, machine + lost_usd, lost_tokens)
+            if isinstance(exc, RetryRefused):
+                if held.ledger.refused_by is held.own_budget:
+                    self.problems_at_budget.add(problem.id)
+                    raise _ProblemOverBudget() from None
+                raise _Stopped() from None
+            self._failure = self._failure or exc
+            raise
+        return completions, served.clock.stop(token)
+
+    async def _record(
+        self,
+        problem: Problem,
+        step: str,
+        indices: list[int],
+        key: str,
+        seed: int,
+        completions: list[Completion],
+        busy_s: float,
+        served: _Served,
+        held: _Held,
+    ) -> list[SampleRecord]:
+        """Grade (off the event loop for a slow checker), price and store a response; then commit its
+        cost to the budgets (stored first: a kill between the two leaves the request kept)."""
+        price = served.price
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        graded = await grade_async(self.spec.task.checker, [c.text for c in completions], problem.answer)
         records: list[SampleRecord] = []
-        for index, completion, busy in zip(indices, completions, busy_split, strict=True):
-            answer = checker.extract(completion.text)
+        for index, completion, busy, (answer, correct) in zip(indices, completions, busy_split, graded, strict=True):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -522,7 +552,7 @@ class Runner:
                     text=completion.text,
                     finish_reason=completion.finish_reason,
                     answer=answer,
-                    correct=checker.is_correct(answer, problem.answer),
+                    correct=correct,
                     prompt_tokens=completion.prompt_tokens,
                     cached_prompt_tokens=completion.cached_prompt_tokens,
                     completion_tokens=completion.completion_tokens,
@@ -535,11 +565,12 @@ class Runner:
                     logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
                 )
             )
+        ledger = held.ledger
         request_record = RequestRecord(
             key=key,
             problem_id=problem.id,
             step=step,
-            start_index=start,
+            start_index=indices[0],
             n=len(indices),
             seed=seed,
             latency_s=max((c.latency_s for c in completions), default=0.0),
@@ -555,8 +586,9 @@ class Runner:
         lost_usd, lost_tokens = ledger.settle()
         await self._write(request_record, records)  # stored before its cost is committed to the budgets
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
-        self.budget.commit(reservation, request_record.cost_usd + lost_usd, used_tokens)
-        own_budget.commit(own, request_record.cost_usd + lost_usd, used_tokens)
+        assert held.run is not None and held.own is not None and held.own_budget is not None
+        self.budget.commit(held.run, request_record.cost_usd + lost_usd, used_tokens)
+        held.own_budget.commit(held.own, request_record.cost_usd + lost_usd, used_tokens)
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -564,7 +596,6 @@ class Runner:
         p.cost_usd += request_record.cost_usd
         p.changed()
         return records
-
 
     async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Store a request with its samples: group commit of everything that arrives in one loop turn.
@@ -616,6 +647,16 @@ class Runner:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
         return served.price.cost(prompt, 0, completion, seconds), prompt + completion
+
+
+@dataclass
+class _Held:
+    """What one request holds between reserve, send and record: its reservations and retry ledger."""
+
+    ledger: _RetryLedger
+    run: Reservation | None = None
+    own: Reservation | None = None
+    own_budget: Budget | None = None
 
 
 class _RetryLedger:
