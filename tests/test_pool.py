@@ -64,3 +64,22 @@ def test_pooled_runs_each_keep_their_answers_and_their_share_of_the_cost(tmp_pat
     assert small.pool.valid.sum() == 3 * 2 and majority.pool.valid.sum() == 3 * 8
     with Store(store) as db:
         assert [r["run_id"] for r in db.runs()] == [majority.run_id, small.run_id]  # the pool is not a run
+
+
+def test_the_run_summary_is_typed_and_reads_like_the_dict_it_was(tmp_path: Path) -> None:
+    import json
+
+    from infereco.report import to_jsonable
+    from infereco.summary import Estimate, RunSummary
+
+    with FakeServer(p_correct=0.5) as fake:
+        result = api.run("arithmetic", strategy="majority", n=4, store=tmp_path / "s.db", base_url=fake.base_url, **COMMON)
+    summary = result.summary
+    assert isinstance(summary, RunSummary) and isinstance(summary.coverage, Estimate)
+    assert summary.coverage.mean == summary["coverage"]["mean"] and summary.n_samples == 4 == summary.get("n_samples")
+    assert "mean_samples_used" not in summary and summary.get("mean_samples_used") is None  # adaptive only
+    assert summary.final_accuracy is not None and 0 <= summary.final_accuracy.mean <= 1
+    written = json.loads(json.dumps(to_jsonable(summary)))
+    assert written["coverage"]["mean"] == summary.coverage.mean and written["run_id"] == result.run_id
+    assert RunSummary.of(written).coverage.mean == summary.coverage.mean  # read back from JSON
+    assert api.report(tmp_path / "s.db")[0].label == summary.label

@@ -25,6 +25,7 @@ from infereco.runconfig import STRATEGY_OPTIONS, RunConfig, options_from_strateg
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
 from infereco.strategies import registry as strategy_registry
+from infereco.summary import RunSummary
 
 @dataclass
 class RunResult:
@@ -34,7 +35,8 @@ class RunResult:
     store_path: Path
     totals: dict[str, Any]
     pool: SamplePool
-    summary: dict[str, Any]
+    #: what the run measured (typed; also readable as the dict it was: `summary["coverage"]`)
+    summary: RunSummary
     reused_samples: int = 0
     sent_requests: int = 0
     #: "budget reached: $… of $…" when a budget stopped the run early, else None
@@ -215,15 +217,13 @@ def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0)
     name = (config.get("strategy") or {}).get("name")
     searched = name is not None and not _pools(name)
     pool = db.load_pool(run_id, outcomes=searched)  # a search's answers are its samples
-    summary = summarize(pool)
-    summary["label"] = pool.label
-    summary["run_id"] = run_id
-    summary["efficiency"] = _efficiency(db, run_id, pool.config)
+    values = summarize(pool)
+    values.update(label=pool.label, run_id=run_id, efficiency=_efficiency(db, run_id, pool.config))
     if (config.get("strategy") or {}).get("name") == "adaptive":  # how many samples a vote took to settle
         used = [info["samples_used"] for info in db.result_infos(run_id) if "samples_used" in info]
         if used:
-            summary["mean_samples_used"] = sum(used) / len(used)
-    return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
+            values["mean_samples_used"] = sum(used) / len(used)
+    return RunResult(run_id, db.path, db.totals(run_id), pool, RunSummary.of(values), reused, sent)
 
 
 def load_results(store: str | Path, run_ids: Sequence[str] | None = None) -> list[RunResult]:
@@ -371,11 +371,12 @@ def sweep(
     for name in names:
         for n in ns:  # increasing N: a run ends at the largest N, as the report will show it
             result = run(task, strategy=name, n=n, store=store, **options_for(name))
-            acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+            final = result.summary.final_accuracy
+            acc = final.to_dict() if final is not None else {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
             with Store(store) as db:
                 cost = db.cost_per_problem(result.run_id, n)
             point = SweepPoint(
-                strategy=name, n=n, run_id=result.run_id, problems=int(result.summary.get("n_problems", 0)),
+                strategy=name, n=n, run_id=result.run_id, problems=result.summary.n_problems,
                 accuracy=acc["mean"], accuracy_lo=acc["lo"], accuracy_hi=acc["hi"],
                 usd_per_problem=cost["usd"], tokens_per_problem=cost["tokens"],
                 completion_tokens_per_problem=cost["completion"], busy_s_per_problem=cost["busy_s"],
