@@ -108,6 +108,8 @@ class FakeModel:
                 filler = " ".join(["hmm"] * int(h * 1e6 % (self.filler_max + 1)))
                 words = (filler + " " + text).split(" ")
                 text = " ".join(words[-int(body.get("max_tokens", 10**6)):])  # the answer stays at the end
+                while len(text.split()) > int(body.get("max_tokens", 10**6)):  # "x.\nAnswer:" is two tokens
+                    text = text.split(" ", 1)[1]
             if completions_api:
                 choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "text": text}
             else:

@@ -24,6 +24,7 @@ from infereco.store import Store
 from infereco.strategies import SEARCH_STRATEGIES, SamplingParams, make_strategy
 from infereco.strategies.sampling import uses_verifier
 from infereco.tasks import get_task
+from infereco.validate import check_run_options, same_host
 
 
 @dataclass
@@ -58,7 +59,7 @@ def make_backend(
     *,
     model: str | None = None,
     base_url: str | Sequence[str] | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
+    api_key_env: str | None = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
     slots: int = 16,
@@ -75,8 +76,8 @@ def make_backend(
     replicas of the same model; requests are spread over the healthy ones by outstanding load.
     """
     kind = backend.strip().lower()
-    if not timeout_s > 0:
-        raise UserError(f"--timeout must be > 0 seconds, got {timeout_s}")
+    check_run_options({"timeout": timeout_s, "max_retries": max_retries, "concurrency": concurrency, "max_n": max_n,
+                       "base_url": base_url, "api_key_env": api_key_env})  # fmt: skip
     if api not in ("chat", "completions"):
         raise UserError(f"--api must be chat or completions, got {api!r}")
     if kind in ("llamacpp", "embedded", "local"):
@@ -127,28 +128,44 @@ def make_roles(
     reward_price: float | None = None,
     draft_base_url: str | None = None,
     prices: str | Path | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
+    api_key_env: str | None = "OPENAI_API_KEY",
     timeout_s: float = 600.0,
     max_retries: int = 5,
+    judge_api_key_env: str | None = None,
+    draft_api_key_env: str | None = None,
+    reward_api_key_env: str | None = None,
 ) -> dict[str, tuple[Backend, Price]]:
     """The backends a strategy's verifier calls besides the main one, each with its price.
 
     The judge is the model under test unless `judge_model` names another (an embedded model, or
     with `judge_base_url` one on an OpenAI-compatible server). A reward model lives at `reward_url`
     and needs `reward_price` (USD per 1M prompt tokens; 0 for your own free endpoint).
+
+    Each endpoint gets its own key (`judge_api_key_env`, ...): by default the main key only where
+    the endpoint is on the main backend's host, and none elsewhere, so the key of one provider is
+    never sent as a bearer token to a server someone else runs.
     """
     roles: dict[str, tuple[Backend, Price]] = {}
+    main_url = getattr(main, "base_url", None)
+
+    def key_for(url: str | None, given: str | None) -> str | None:
+        if given is not None:
+            return given
+        return api_key_env if url is not None and same_host(url, main_url) else None
+
     generator = getattr(strategy, "generator", None)
     if generator:  # speculative steps: the drafter is a backend of its own
         kind = "openai" if draft_base_url else "llamacpp"
-        draft = make_backend(kind, model=generator.get("draft_model"), base_url=draft_base_url, api_key_env=api_key_env,
+        draft = make_backend(kind, model=generator.get("draft_model"), base_url=draft_base_url,
+                             api_key_env=key_for(draft_base_url, draft_api_key_env),
                              timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
         roles["draft"] = (draft, make_price(draft, prices=prices))
     verifier = getattr(strategy, "verifier", None)
     role = getattr(verifier, "role", None)
     return roles | _verifier_roles(
         role, verifier, main, main_price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
-        reward_price=reward_price, prices=prices, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
+        reward_price=reward_price, prices=prices, timeout_s=timeout_s, max_retries=max_retries,
+        judge_key=key_for(judge_base_url, judge_api_key_env), reward_key=key_for(reward_url, reward_api_key_env),
     )  # fmt: skip
 
 
@@ -163,19 +180,20 @@ def _verifier_roles(
     reward_url: str | None,
     reward_price: float | None,
     prices: str | Path | None,
-    api_key_env: str,
     timeout_s: float,
     max_retries: int,
+    judge_key: str | None,
+    reward_key: str | None,
 ) -> dict[str, tuple[Backend, Price]]:
     if role == "judge":
         if judge_model is None and judge_base_url is None:
             return {"judge": (main, main_price)}
         kind = "openai" if judge_base_url else "llamacpp"
-        judge = make_backend(kind, model=judge_model, base_url=judge_base_url, api_key_env=api_key_env,
+        judge = make_backend(kind, model=judge_model, base_url=judge_base_url, api_key_env=judge_key,
                              timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
         return {"judge": (judge, make_price(judge, prices=prices))}
     if role == "reward":
-        rm = make_backend("reward", model=verifier.model, base_url=reward_url, api_key_env=api_key_env,  # type: ignore[union-attr]
+        rm = make_backend("reward", model=verifier.model, base_url=reward_url, api_key_env=reward_key,  # type: ignore[union-attr]
                           timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
         if reward_price is None:
             raise UserError("--verifier reward needs --reward-price (USD per 1M prompt tokens; 0 for a free endpoint)")
@@ -280,6 +298,9 @@ def run(
     accept_threshold: float = 7.0,
     executor: str = "local",
     ray_address: str | None = None,
+    judge_api_key_env: str | None = None,
+    draft_api_key_env: str | None = None,
+    reward_api_key_env: str | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
 
@@ -295,6 +316,12 @@ def run(
 
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
+    search_flags = {"width": "beam_width", "temperature": "pf_temperature", "confidence": "stop_confidence",
+                    "margin": "stop_margin"}  # fmt: skip
+    check_run_options({
+        **{search_flags.get(k, k): v for k, v in (search or {}).items()},
+        **{k: v for k, v in locals().items() if k not in ("search", "search_flags")},
+    })  # fmt: skip
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
     if not 0 <= temperature <= 2:
@@ -323,7 +350,8 @@ def run(
     roles = make_roles(
         the_strategy, the_backend, price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
         reward_price=reward_price, draft_base_url=draft_base_url, prices=prices, api_key_env=api_key_env,
-        timeout_s=timeout_s, max_retries=max_retries,
+        timeout_s=timeout_s, max_retries=max_retries, judge_api_key_env=judge_api_key_env,
+        draft_api_key_env=draft_api_key_env, reward_api_key_env=reward_api_key_env,
     )  # fmt: skip
     spec = RunSpec(
         task=the_task,

@@ -58,6 +58,11 @@ class Budget:
     def limited(self) -> bool:
         return self.max_usd is not None or self.max_tokens is not None
 
+    def fits(self, usd: float, tokens: int) -> bool:
+        """Whether a request of this worst case can be reserved now (nothing is marked)."""
+        fits_usd = self.max_usd is None or self.spent_usd + self.reserved_usd + usd <= self.max_usd
+        return fits_usd and (self.max_tokens is None or self.spent_tokens + self.reserved_tokens + tokens <= self.max_tokens)
+
     def reserve(self, usd: float, tokens: int) -> Reservation | None:
         """Hold the worst case of one request, or return None (and mark the budget exhausted)."""
         fits_usd = self.max_usd is None or self.spent_usd + self.reserved_usd + usd <= self.max_usd
