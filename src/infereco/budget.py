@@ -49,6 +49,10 @@ class Budget:
     refused: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
+        from infereco.validate import check_number
+
+        check_number("budget_usd", self.max_usd)
+        check_number("budget_tokens", self.max_tokens)
         if self.max_usd is not None and self.max_usd < 0:
             raise UserError(f"--budget-usd must be >= 0, got {self.max_usd}")
         if self.max_tokens is not None and self.max_tokens < 0:

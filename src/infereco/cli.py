@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -96,8 +98,23 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         out.print(f"adaptive: {result.summary['mean_samples_used']:.1f} samples per problem on average before the vote settled")
     if result.budget_note:
         out.print(result.budget_note)
+    _print_ledger(result.summary)
     if written:
         out.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _print_ledger(summary: dict[str, Any]) -> None:
+    """Spend beyond the stored answers (lost tries, requests lost in flight) and a run's incidents."""
+    ledger = summary.get("ledger") or {}
+    if ledger.get("unconfirmed_tokens") or ledger.get("unconfirmed_usd"):
+        out.print(
+            f"{summary.get('run_id')}: ledger also charges ${ledger['unconfirmed_usd']:.6g} / {ledger['unconfirmed_tokens']} "
+            f"tokens for answers that may have been billed but never arrived ({ledger.get('lost_requests', 0)} requests "
+            f"failed or were in flight when a process stopped, {ledger.get('inflight_requests', 0)} in flight now)",
+            highlight=False,
+        )
+    for event in summary.get("events") or []:
+        out.print(f"{summary.get('run_id')}: {event['kind']}: {event['message']}", highlight=False)
 
 
 @app.command()
@@ -136,6 +153,9 @@ def run(
     model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
     base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; repeat for replicas of the model (load-balanced)")] = None,
     api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
+    judge_api_key_env: Annotated[Optional[str], typer.Option(help="--judge-base-url's key variable (default: --api-key-env on the same host, else none)")] = None,
+    draft_api_key_env: Annotated[Optional[str], typer.Option(help="--draft-base-url's key variable (default: --api-key-env on the same host, else none)")] = None,
+    reward_api_key_env: Annotated[Optional[str], typer.Option(help="--reward-url's key variable (default: --api-key-env on the same host, else none)")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (default: 2 embedded, 8 openai)")] = None,
     max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
     max_retries: Annotated[int, typer.Option(help="retries of a failed request (openai backend)")] = 5,
@@ -182,7 +202,8 @@ def run(
         pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
         draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
         stop_confidence=stop_confidence, stop_margin=stop_margin, executor=executor, ray_address=ray_address,
-        submit=submit,
+        submit=submit, judge_api_key_env=judge_api_key_env, draft_api_key_env=draft_api_key_env,
+        reward_api_key_env=reward_api_key_env,
     )  # fmt: skip
     from_file: dict[str, Any] = {}
     if config is not None:
@@ -195,7 +216,8 @@ def run(
         if o[path_flag] is not None:
             o[path_flag] = Path(o[path_flag])
     sampling_flags = given - {"config", "resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd",
-                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem", "executor", "ray_address"}
+                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem", "executor", "ray_address",
+                               "judge_api_key_env", "draft_api_key_env", "reward_api_key_env"}
     try:
         result = _run_or_resume(o, given, sampling_flags, resume, run_id, quiet or as_json)
     except UserError as exc:
@@ -237,6 +259,8 @@ def _run_or_resume(
                 reward_url=o["reward_url"], reward_model=o["reward_model"], reward_price=o["reward_price"],
                 search=_strategy_options(o), draft_model=o["draft_model"], draft_base_url=o["draft_base_url"],
                 accept_threshold=o["accept_threshold"], executor=o["executor"], ray_address=o["ray_address"],
+                judge_api_key_env=o["judge_api_key_env"], draft_api_key_env=o["draft_api_key_env"],
+                reward_api_key_env=o["reward_api_key_env"],
             )  # fmt: skip
     return result
 
@@ -295,6 +319,8 @@ def report(
     else:
         out.print(rep.summary_table(summaries))
         out.print(rep.efficiency_table(summaries))
+        for s in summaries:
+            _print_ledger(s)
     for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
         console.print(f"wrote {path}", highlight=False)
 
@@ -602,9 +628,24 @@ def allocate(
 INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, systemd, a job scheduler) stops a run as Ctrl-C does: answers received are
+    stored, the run is marked interrupted, exit 130. While a run's event loop is going, the loop's
+    own handler cancels it cleanly (`infereco.api.execute`); elsewhere this one raises KeyboardInterrupt."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (e.g. called from a test's worker thread)
+        pass
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
     command = typer.main.get_command(app)
+    _terminate_like_ctrl_c()
     try:
         code = command.main(args=argv, prog_name="infereco", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into a returned exit code when not standalone
@@ -614,6 +655,11 @@ def main(argv: list[str] | None = None) -> Any:
     except UserError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:  # the store file itself failed (damaged, foreign, full): one line
+        from infereco.store import Store, store_error
+
+        console.print(f"[red]error:[/red] {escape(str(store_error(Store.last_path, exc)))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except typer.Abort:
         console.print(INTERRUPTED)
         sys.exit(130)

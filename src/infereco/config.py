@@ -69,6 +69,9 @@ class RunConfig(BaseModel):
     executor: Optional[Literal["local", "ray"]] = None
     ray_address: Optional[str] = None
     api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    judge_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    draft_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    reward_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     concurrency: Optional[int] = Field(None, ge=1)
     max_n: Optional[int] = Field(None, ge=1)
     max_retries: Optional[int] = Field(None, ge=0)
