@@ -338,11 +338,13 @@ class Runner:
         self.store.add_problems(self.run_id, task.problems)
         if existed:  # a budget covers the whole run, including what earlier sessions already paid
             recover = getattr(self.store, "recover_inflight", None)
-            if recover is not None:  # a killed process's requests in flight count at their worst case
-                self.recovered = recover(self.run_id)
+            if recover is not None:
                 from infereco.spill import import_spilled
 
+                # answers kept while the disk was full are stored (settling their journal entries);
+                # the entries left are requests a killed process had in flight: charged at their worst case
                 import_spilled(self.store, self.run_id)
+                self.recovered = recover(self.run_id)
             paid = self.store.totals(self.run_id)
             self.budget.spent_usd = paid["cost_usd"] + paid.get("unconfirmed_usd", 0.0)
             self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"] + paid.get("unconfirmed_tokens", 0)

@@ -177,6 +177,9 @@ class Store:
             raise store_error(self.path, exc) from None
         Store.last_path = self.path
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and not str(row[0]).isdigit():
+            self.conn.close()
+            raise UserError(f"--store {self.path} is not an infereco store (schema version {str(row[0])[:20]!r})")
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) in (1, 2):
@@ -579,7 +582,7 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-MAX_TOKENS_STORED = 2**62  # a count a server claims beyond this (1e20) is stored capped; SQLite holds 64 bits
+MAX_TOKENS_STORED = 10**12  # a count a server claims beyond this (1e20) is stored capped: SQLite sums 64-bit integers
 
 
 def _clamp(tokens: int) -> int:
@@ -597,7 +600,7 @@ def store_error(path: Path | str | None, exc: BaseException) -> UserError:
     text = " ".join(str(exc).split())[:200]
     where = f"--store {path}" if path is not None else "the store"
     if isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk I/O" in text):
-        return StoreFull(f"{where}: the disk is full ({text}); free space and rerun with --resume")
+        return StoreFull(f"{where}: cannot write, the disk is full or failing ({text}); free space and rerun with --resume")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return UserError(f"{where} is damaged or not a SQLite file ({text}); restore it from a copy or use another path")
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):

@@ -143,6 +143,7 @@ class OpenAIBackend:
         self.backoff_max_s = backoff_max_s
         self.concurrency = max(1, concurrency)
         self.max_n = max(1, max_n) if send_n else 1
+        self._n_limit = self.max_n  # what was configured; `max_n` drops to what a server really gives
         self.extra_body = dict(extra_body or {})
         # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
         # gives one entry per generated token of every choice, i.e. exact per-sample counts.
@@ -233,7 +234,7 @@ class OpenAIBackend:
         return self._rng.uniform(0, cap)  # full jitter: spreads retries of many clients
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
-        if request.n > self.max_n:
+        if request.n > self._n_limit:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = self._path()
         payload = json.dumps(self._body(request)).encode()
