@@ -277,6 +277,73 @@ def _strategy_options(o: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free one, printed at start)")] = 8000,
+    served_model_name: Annotated[Optional[str], typer.Option(help="the model name clients ask for (default: --model's)")] = None,
+    checker: Annotated[str, typer.Option(help="how answers are extracted for voting: numeric, math, exact")] = "numeric",
+    serve_api_key_env: Annotated[Optional[str], typer.Option(help="environment variable holding a key clients must send as 'Authorization: Bearer KEY'")] = None,
+    strategy: Annotated[str, typer.Option(help="repeated, majority, bon, weighted, bom, beam, pf, epf, adaptive (a request may override it)")] = "majority",
+    n: Annotated[int, typer.Option("--n", help="samples (beams, particles) per request")] = 1,
+    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom/beam/pf/epf: arithmetic (default), judge, reward")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="--verifier judge: the judging model (default: the model served)")] = None,
+    judge_base_url: Annotated[Optional[str], typer.Option(help="--verifier judge: an OpenAI-compatible server for --judge-model")] = None,
+    judge_prompt: Annotated[Optional[str], typer.Option(help="--verifier judge: the yes/no question, with {problem} and {solution}")] = None,
+    reward_url: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's endpoint")] = None,
+    reward_model: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's name on its server")] = None,
+    reward_price: Annotated[Optional[float], typer.Option(help="--verifier reward: USD per 1M prompt tokens")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="beam/pf/epf: most reasoning steps per solution")] = None,
+    step_delimiter: Annotated[Optional[str], typer.Option(help="beam/pf/epf: what ends a step (default a blank line)")] = None,
+    beam_width: Annotated[Optional[int], typer.Option(help="beam: ways each kept beam is extended")] = None,
+    pf_temperature: Annotated[Optional[float], typer.Option(help="pf/epf: softmax temperature over process scores")] = None,
+    draft_model: Annotated[Optional[str], typer.Option(help="speculative steps: the small model that drafts them")] = None,
+    draft_base_url: Annotated[Optional[str], typer.Option(help="speculative steps: an OpenAI-compatible server for --draft-model")] = None,
+    accept_threshold: Annotated[float, typer.Option(help="speculative steps: keep drafts rated >= this (0-9)")] = 7.0,
+    round_size: Annotated[Optional[int], typer.Option(help="adaptive: samples drawn per round")] = None,
+    stop_rule: Annotated[Optional[str], typer.Option(help="adaptive: beta or margin")] = None,
+    backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
+    model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the upstream's model name")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="the upstream OpenAI-compatible endpoint; repeat for replicas")] = None,
+    api_key_env: Annotated[str, typer.Option(help="environment variable holding the upstream's API key (never stored)")] = "OPENAI_API_KEY",
+    concurrency: Annotated[Optional[int], typer.Option(help="requests answered at once, and upstream requests in flight (default 8; embedded 2)")] = None,
+    max_n: Annotated[Optional[int], typer.Option(help="samples per upstream request ('n'); 1 for servers that ignore n")] = None,
+    max_retries: Annotated[int, typer.Option(help="retries of a failed upstream request")] = 5,
+    timeout: Annotated[float, typer.Option(help="seconds one upstream request may take")] = 600.0,
+    api_kind: Annotated[str, typer.Option("--api", help="upstream API: chat or completions")] = "chat",
+    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample when a request sets none")] = 256,
+    temperature: Annotated[float, typer.Option(help="when a request sets none")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="when a request sets none")] = 1.0,
+    seed: Annotated[int, typer.Option(help="sampling seed (part of the runs' identity)")] = 0,
+    store: Annotated[Path, typer.Option(help="SQLite store: every upstream call, under a run per (model, strategy options)")] = Path("infereco.db"),
+    prices: Annotated[Optional[Path], typer.Option(help="TOML price file")] = None,
+    input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
+    output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
+    usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
+    budget_usd: Annotated[Optional[float], typer.Option(help="hard limit on what all served requests spend, in USD (counted from the store)")] = None,
+    budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the tokens all served requests spend")] = None,
+) -> None:
+    """Serve a strategy behind an OpenAI-compatible endpoint; every upstream call is billed and stored.
+
+    Example: infereco serve --backend openai --base-url http://127.0.0.1:8080/v1 --model NAME
+    --input-price 0.15 --output-price 0.60 --strategy majority --n 8 --store served.db
+    """
+    from infereco.serve import serve as run_server
+
+    o = dict(
+        served_model_name=served_model_name, checker=checker, serve_api_key_env=serve_api_key_env, strategy=strategy,
+        n=n, verifier=verifier, judge_model=judge_model, judge_base_url=judge_base_url, judge_prompt=judge_prompt,
+        reward_url=reward_url, reward_model=reward_model, reward_price=reward_price, max_steps=max_steps,
+        step_delimiter=step_delimiter, beam_width=beam_width, pf_temperature=pf_temperature, draft_model=draft_model,
+        draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
+        backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+        max_n=max_n, max_retries=max_retries, timeout=timeout, api_kind=api_kind, max_tokens=max_tokens,
+        temperature=temperature, top_p=top_p, seed=seed, store=store, prices=prices, input_price=input_price,
+        output_price=output_price, usd_per_hour=usd_per_hour, budget_usd=budget_usd, budget_tokens=budget_tokens,
+    )  # fmt: skip
+    run_server(o, host=host, port=port)
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="where the store, plot and JSON go")] = Path("infereco-demo"),
     n: Annotated[int, typer.Option("--n", help="samples per problem")] = 16,

@@ -194,9 +194,12 @@ class Runner:
         budget: Budget | None = None,
         problem_budget: tuple[float | None, int | None] = (None, None),
         roles: dict[str, tuple[Backend, Price]] | None = None,
+        lanes: dict[int, tuple[asyncio.Semaphore, BusyClock]] | None = None,
     ) -> None:
         """`roles` names further backends a strategy may ask for (see `SamplingContext.sample`);
-        a role given the main backend object shares its concurrency limit and its machine clock."""
+        a role given the main backend object shares its concurrency limit and its machine clock.
+        `lanes` (by `id(backend)`) shares those with other Runners: `infereco serve` runs one Runner
+        per HTTP request, and all of them must queue for the same upstream and split its machine time."""
         self.spec = spec
         self.backend = backend
         self.store = store
@@ -208,8 +211,13 @@ class Runner:
         self._roles: dict[str, _Served] = {}
         for role, (b, p) in {"main": (backend, price), **(roles or {})}.items():
             if id(b) not in served:
-                clock = self.clock if b is backend else BusyClock()
-                served[id(b)] = _Served(b, p, asyncio.Semaphore(max(1, b.max_concurrency())), clock)
+                if lanes is not None and id(b) in lanes:
+                    slots, clock = lanes[id(b)]
+                else:
+                    slots, clock = asyncio.Semaphore(max(1, b.max_concurrency())), self.clock if b is backend else BusyClock()
+                    if lanes is not None:
+                        lanes[id(b)] = (slots, clock)
+                served[id(b)] = _Served(b, p, slots, clock)
             self._roles[role] = served[id(b)]
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
@@ -222,10 +230,10 @@ class Runner:
         self.problems_at_budget: set[str] = set()
         self.problems_over_budget: list[str] = []  # the unsolved ones
         self._pending_writes: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        #: passed to one-sample requests as `GenerationRequest.on_text`: stream their text (serve)
+        self.on_text: Callable[[str], None] | None = None
         self._flushed: asyncio.Future[None] | None = None
         # the write-ahead ledger: requests about to go out, journaled (grouped per loop turn) first
-        self._pending_journal: list[tuple[str, str, str, float, int]] = []
-        self._journaled: asyncio.Future[None] | None = None
         self._in_flight = 0  # requests holding a reservation of the run's budget
         self._settled: asyncio.Event | None = None  # set whenever one of them settles
         #: answers that arrived but could not be written (the disk is full): kept, then spilled
@@ -461,6 +469,7 @@ class Runner:
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
             retry_gate=ledger.gate,
+            on_text=self.on_text,
         )
         backend, price = served.backend, served.price
         async with served.slots:
@@ -605,29 +614,22 @@ class Runner:
             done.set_result(None)
 
     async def _journal(self, entry: tuple[str, str, str, float, int]) -> None:
-        """Record a request and its reservation before it is sent (grouped per loop turn, like `_write`)."""
+        """Record a request and its reservation before it is sent.
+
+        Grouped per loop turn like `_write`, and across every Runner writing to the same store in
+        this loop (`infereco serve` runs one per HTTP request), so the ledger costs one commit a turn."""
         journal = getattr(self.store, "journal", None)
         if journal is None:  # a store without a ledger (a Ray worker's shard)
             return
-        self._pending_journal.append(entry)
-        if self._journaled is None:
-            loop = asyncio.get_running_loop()
-            self._journaled = loop.create_future()
-            loop.call_soon(self._flush_journal)
-        await asyncio.shield(self._journaled)
-
-    def _flush_journal(self) -> None:
-        batch, done = self._pending_journal, self._journaled
-        self._pending_journal, self._journaled = [], None
-        assert done is not None
-        try:
-            self.store.journal(self.run_id, batch)  # type: ignore[attr-defined]
-        except sqlite3.Error as exc:  # nothing of this turn is sent
-            self._failure = self._failure or store_error(getattr(self.store, "path", None), exc)
-            done.set_exception(_Stopped())
-            done.exception()
-        else:
-            done.set_result(None)
+        group = self.store.__dict__.setdefault("_journal_group", _JournalGroup())
+        loop = asyncio.get_running_loop()
+        if group.flushed is not None and group.flushed.get_loop() is not loop:  # left by an earlier event loop
+            group.pending, group.flushed = [], None
+        group.pending.append(((self.run_id, *entry), self))
+        if group.flushed is None:
+            group.flushed = loop.create_future()
+            loop.call_soon(_flush_journal, self.store, group)
+        await asyncio.shield(group.flushed)
 
     async def _reserve(self, worst: tuple[float, int]) -> Reservation | None:
         """Reserve a request's worst case in the run's budget. When it does not fit while other
@@ -763,6 +765,30 @@ class _Stopped(Exception):
 
 class _ProblemOverBudget(_Stopped, BudgetSpent):
     """A request not sent because its problem's own budget cannot cover it."""
+
+
+class _JournalGroup:
+    """The journal entries of one loop turn, from every Runner of one store."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[str, str, str, str, float, int], Runner]] = []
+        self.flushed: asyncio.Future[None] | None = None
+
+
+def _flush_journal(store: Any, group: _JournalGroup) -> None:
+    batch, done = group.pending, group.flushed
+    group.pending, group.flushed = [], None
+    assert done is not None
+    try:
+        store.journal([row for row, _ in batch])
+    except sqlite3.Error as exc:  # nothing of this turn is sent
+        failure = store_error(getattr(store, "path", None), exc)
+        for _, runner in batch:
+            runner._failure = runner._failure or failure
+        done.set_exception(_Stopped())
+        done.exception()
+    else:
+        done.set_result(None)
 
 
 def _nothing(*args: Any) -> None:

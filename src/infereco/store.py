@@ -292,24 +292,53 @@ class Store:
         The Runner groups the responses that arrive together into one commit: a commit costs more
         than the rows it writes, and each request in it is still whole or absent after a kill.
         """
-        now = time.time()
         with self._tx():
-            self.conn.executemany(
-                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_request_row(request), now) for request, _ in batch],
-            )
-            self.conn.executemany(
-                f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
-            )
-            # the write-ahead entries these answers settle (see `journal`)
-            self.conn.executemany(
-                "DELETE FROM inflight WHERE run_id=? AND request_key=?", [(run_id, r.key) for r, _ in batch]
-            )
+            self._insert_requests(run_id, batch)
+
+    def _insert_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        now = time.time()
+        self.conn.executemany(
+            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_request_row(request), now) for request, _ in batch],
+        )
+        self.conn.executemany(
+            f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
+        )
+        # the write-ahead entries these answers settle (see `journal`)
+        self.conn.executemany(
+            "DELETE FROM inflight WHERE run_id=? AND request_key=?", [(run_id, r.key) for r, _ in batch]
+        )
+
+    def record_batch(
+        self,
+        run_id: str,
+        requests: list[tuple[RequestRecord, list[SampleRecord]]],
+        problems: list[Problem],
+        results: list[ProblemResult],
+    ) -> None:
+        """Requests (each with all its samples), problems and their results in one transaction.
+
+        `infereco serve` writes whatever its concurrent requests produced in one event-loop turn
+        this way: one commit instead of one per request, problem and result."""
+        with self._tx():
+            if requests:
+                self._insert_requests(run_id, requests)
+            if problems:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO problems VALUES (?,?,?,?,?,?)",
+                    [(run_id, p.id, 0, p.prompt, p.answer, json.dumps(p.metadata, sort_keys=True, default=str)) for p in problems],
+                )
+            if results:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?)",
+                    [(run_id, r.problem_id, r.answer, None if r.correct is None else int(r.correct), r.info_json, r.n)
+                     for r in results],
+                )  # fmt: skip
 
     # -- the write-ahead ledger of requests in flight ----------------------------------------
-    def journal(self, run_id: str, entries: list[tuple[str, str, str, float, int]]) -> None:
-        """Record requests about to be sent, with their reservations (key, problem, step, usd, tokens).
+    def journal(self, entries: list[tuple[str, str, str, str, float, int]]) -> None:
+        """Record requests about to be sent, with their reservations (run, key, problem, step, usd, tokens).
 
         Written (committed) before the requests go out and deleted in the transaction that stores
         their answers, so after a kill the rows left are exactly the requests whose answers never
@@ -319,7 +348,7 @@ class Store:
         with self._tx():
             self.conn.executemany(
                 "INSERT OR REPLACE INTO inflight VALUES (?,?,?,?,?,?,?)",
-                [(run_id, key, pid, step, usd, tokens, now) for key, pid, step, usd, tokens in entries],
+                [(run_id, key, pid, step, usd, tokens, now) for run_id, key, pid, step, usd, tokens in entries],
             )
 
     def settle_lost(self, run_id: str, key: str, problem_id: str, usd: float, tokens: int, reason: str) -> None:
