@@ -137,6 +137,10 @@ class RunConfig(
         """Refuse an option the chosen strategy (or the option it depends on) cannot use: it would be
         silently ignored, and the run would not be the experiment the user asked for."""
         from infereco.strategies.registry import entry, takers
+        from infereco.validate import check_run_options
+
+        # first: finite and in range (upper bounds too), URLs that parse and carry no user:password@
+        check_run_options(self.model_dump())
 
         chosen = entry(self.strategy)
         given = {k for k in STRATEGY_OPTIONS if _set(getattr(self, k))}
@@ -159,10 +163,6 @@ class RunConfig(
             raise UserError("--judge-prompt must contain {solution} (and may contain {problem})")
         if self.ray_address is not None and self.executor != "ray":
             raise UserError("--ray-address needs --executor ray")
-        from infereco.validate import check_run_options
-
-        # finite and in range (upper bounds too), URLs that parse and carry no user:password@
-        check_run_options(self.model_dump())
 
     def stored(self) -> dict[str, Any]:
         """What the store keeps: the fields set, JSON-able (the API key's variable name, never a key)."""
