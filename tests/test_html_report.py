@@ -109,6 +109,7 @@ class _Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.urls: list[tuple[str, str, str]] = []
         self.images: list[dict[str, str]] = []
+        self.script_srcs: list[str] = []
         self.tags: set[str] = set()
         self.rows: list[list[str]] = []
         self._in_summary = self._in_cell = False
@@ -119,6 +120,8 @@ class _Page(HTMLParser):
         self.urls += [(tag, k, a[k]) for k in ("src", "href", "action", "srcset", "poster", "data") if k in a]
         if tag == "img":
             self.images.append(a)
+        if tag == "script" and "src" in a:
+            self.script_srcs.append(a["src"])
         if tag == "table" and a.get("id") == "summary":
             self._in_summary = True
         elif self._in_summary and tag == "tr":
@@ -151,14 +154,17 @@ def test_html_is_self_contained(built: tuple[Path, Path, list[dict[str, Any]]]) 
     for tag, attr, url in page.urls:
         assert url.startswith("data:"), f"<{tag} {attr}={url[:60]!r}> would need a network or another file"
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
-    assert not page.tags & {"script", "iframe", "object", "embed"}
+    assert not page.tags & {"iframe", "object", "embed"}
+    assert not page.script_srcs, page.script_srcs  # the viewer's script is inline, nothing is loaded
     assert "@import" not in text and "url(" not in text  # no stylesheet or font fetched
+    # and the browser is told so: a Content-Security-Policy that forbids every fetch but data: images
+    assert "default-src 'none'; img-src data:;" in text
 
 
 def test_html_images_are_the_plots(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
     html_path, out_dir, _ = built
     _, page = _parse(html_path)
-    assert len(page.images) == len(PLOTS) == 3
+    assert len(page.images) == len(PLOTS) == 2
     for img, (name, _, alt) in zip(page.images, PLOTS):
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix)
@@ -201,7 +207,7 @@ def test_write_html_from_summaries_alone(built: tuple[Path, Path, list[dict[str,
     summaries = json.loads((built[1] / "summary.json").read_text(encoding="utf-8"))
     path = write_html(summaries, None, tmp_path / "deep" / "again.html", title="from JSON")
     text, page = _parse(path)
-    assert "<title>from JSON</title>" in text and len(page.images) == 3
+    assert "<title>from JSON</title>" in text and len(page.images) == 2
     assert [r[0] for r in page.rows[1:]] == [LOCAL, TRICKY, NEVER]
     with pytest.raises(ValueError):
         write_html(summaries, [], tmp_path / "x.html")
@@ -237,8 +243,10 @@ def test_cli_report_out_html_and_json(store: Path, tmp_path: Path) -> None:
     done = _cli("report", str(store), "--run", "aaa", "--run", "ccc", "--out", "out", "--html", "r.html", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "qwen-0.5b" in done.stdout and "never right" in done.stdout and "api <model>" not in done.stdout
-    for name in ("scaling.png", "cost.png", "cost_of_pass.png"):
+    for name in ("accuracy_cost.png", "cost_of_pass.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == PNG
+    for name in ("summary.csv", "summary.tex", "recommendations.csv", "recommendations.tex", "recommendations.json"):
+        assert (tmp_path / "out" / name).stat().st_size > 100, name
     assert len(json.loads((tmp_path / "out" / "summary.json").read_text())) == 2
     _, page = _parse(tmp_path / "r.html")
     assert [r[0] for r in page.rows[1:]] == [LOCAL, NEVER]
@@ -248,7 +256,7 @@ def test_cli_report_out_html_and_json(store: Path, tmp_path: Path) -> None:
     printed = json.loads(done.stdout)  # stdout is JSON alone; "wrote ..." goes to stderr
     assert [s["label"] for s in printed] == [LOCAL, TRICKY, NEVER]
     assert printed[2]["cost_of_pass_at_k"]["single_sample"]["mean"] == "inf"
-    assert (tmp_path / "only.html").is_file() and not (tmp_path / "scaling.png").exists()
+    assert (tmp_path / "only.html").is_file() and not (tmp_path / "accuracy_cost.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -326,7 +334,7 @@ def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[st
         finally:
             driver.quit()
     assert state == "complete" and title == "infereco report"
-    assert len(images) == 3
+    assert len(images) == 2
     for complete, width, height, alt in images:
         assert complete and width >= 1000 and height >= 400 and alt, images
     assert rows == [LOCAL, TRICKY, NEVER] and table_height > 50
