@@ -308,7 +308,9 @@ def _chromium(user_data: Path) -> Any:
     return driver
 
 
-def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_page_renders_in_headless_chromium(
+    built: tuple[Path, Path, list[dict[str, Any]]], store: Path, tmp_path: Path
+) -> None:
     if not CHROMIUM.is_file():
         why = f"needs {CHROMIUM}: apt-get install chromium chromium-driver"
         if os.environ.get("INFERECO_REQUIRE_BROWSER"):  # set by .ci/run: CI must not skip this
@@ -328,6 +330,11 @@ def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[st
             )
             table_height = driver.execute_script("return document.getElementById('summary').offsetHeight")
             title = driver.title
+            recommended = driver.execute_script(
+                "return [document.getElementById('headline').textContent, "
+                "Array.from(document.querySelectorAll('#recommendations tbody tr'), r => r.cells[1].textContent)]"
+            )
+            viewer = _use_viewer(driver)
             shot = tmp_path / "page.png"
             driver.save_screenshot(str(shot))
             logs = driver.get_log("browser")
@@ -341,3 +348,60 @@ def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[st
     errors = [entry for entry in logs if entry.get("level") in ("SEVERE", "WARNING")]
     assert not errors, errors
     assert shot.read_bytes()[:8] == PNG
+    headline, choices = recommended
+    assert "cheapest to reach" in headline or "none reaches" in headline
+    assert len(choices) == 5 and any(LOCAL in c or TRICKY in c for c in choices)
+    _check_viewer(viewer, store)
+
+
+def _use_viewer(driver: Any) -> dict[str, Any]:
+    """Drive the sample viewer as a reader would: list, open one problem, filter, switch run."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seen: dict[str, Any] = {}
+    count = "return document.querySelectorAll('#v-list details.problem').length"
+    seen["listed"] = driver.execute_script(count)
+    seen["open_before"] = driver.execute_script("return document.querySelectorAll('#v-list tr.sample').length")
+    problem = driver.find_element(By.CSS_SELECTOR, '#v-list details[data-problem="q5"] > summary')
+    driver.execute_script("arguments[0].scrollIntoView()", problem)
+    problem.click()
+    seen["q5"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#v-list details[data-problem=\"q5\"] tr.sample'), "
+        "r => Array.from(r.cells, c => c.textContent))"
+    )
+    seen["prompt"] = driver.execute_script(
+        "return document.querySelector('#v-list details[data-problem=\"q5\"] pre.prompt').textContent"
+    )
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("wrong")
+    seen["wrong"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#v-list details.problem'), d => d.dataset.problem)"
+    )
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("disagree")
+    seen["disagree"] = driver.execute_script(count)
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("all")
+    Select(driver.find_element(By.ID, "v-run")).select_by_index(2)
+    seen["run3"] = driver.execute_script(count)
+    return seen
+
+
+def _check_viewer(seen: dict[str, Any], store: Path) -> None:
+    """What the viewer showed is what the store holds: every sample of the opened problem, in order."""
+    assert seen["listed"] == 12 and seen["open_before"] == 0  # collapsed: nothing rendered until opened
+    rows = seen["q5"]
+    assert len(rows) == 8  # every sample of the problem
+    assert [r[1] for r in rows] == [str(i) for i in range(8)]
+    for step, _, answer, verdict, tokens, cost, score, finish, text in rows:
+        assert step == "sample" and text == f"Answer: {answer}" and finish == "stop"
+        assert ("right" in verdict) == (answer == "10") and tokens.startswith("60 + ") and cost.startswith("$")
+    assert seen["prompt"] == "What is 5 + 5?"
+    assert set(seen["wrong"]) == set(_wrong_problems(store)) and seen["disagree"] >= 1
+    assert seen["run3"] == 12
+
+
+def _wrong_problems(store: Path) -> list[str]:
+    """Problems of the first run whose chosen answer is wrong, from the store itself."""
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        return [pid for (pid,) in conn.execute("SELECT problem_id FROM results WHERE run_id='aaa111' AND correct=0")]

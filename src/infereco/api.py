@@ -478,9 +478,10 @@ def load_results(
         if allow_mixed or len(results) < 2:
             return results
         keys = [_problem_keys(db, r) for r in results]
-        if all(k == keys[0] for k in keys):
+        sampled = [set(k.values()) for k in keys if k]  # an empty run has no problems to compare on
+        if len(sampled) < 2 or all(k == sampled[0] for k in sampled):
             return results
-        common = set.intersection(*(set(k) for k in keys))
+        common = set.intersection(*sampled)
         if not common:
             sizes = ", ".join(f"{r.summary['label']}: {len(k)}" for r, k in zip(results, keys))
             raise UserError(
@@ -489,6 +490,9 @@ def load_results(
             )
         aligned = []
         for r, k in zip(results, keys):
+            if not k:
+                aligned.append(r)
+                continue
             kept = [pid for pid, key in k.items() if key in common]
             again = result_from_store(db, r.run_id, problems=kept) if len(kept) < len(k) else r
             again.summary["compared_on"] = {"problems": len(kept), "of": len(k)}
