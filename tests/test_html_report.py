@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -405,3 +406,42 @@ def _wrong_problems(store: Path) -> list[str]:
 
     with sqlite3.connect(store) as conn:
         return [pid for (pid,) in conn.execute("SELECT problem_id FROM results WHERE run_id='aaa111' AND correct=0")]
+
+
+@pytest.mark.model
+def test_the_demo_report_in_headless_chromium(tmp_path: Path) -> None:
+    """`infereco demo` on the real embedded model (small: 4 problems x 4 samples) writes report.html;
+    in Chromium it shows the recommendation, both figures, and every sample of an opened problem."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"needs {CHROMIUM}")
+    done = _cli("demo", "--out", "demo", "--limit", "4", "--n", "4", "--max-tokens", "96", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "demo" / "report.html"
+    with sqlite3.connect(tmp_path / "demo" / "demo.db") as conn:
+        first, stored = conn.execute(
+            "SELECT problem_id, COUNT(*) FROM samples GROUP BY problem_id ORDER BY problem_id LIMIT 1"
+        ).fetchone()
+        texts = [t for (t,) in conn.execute(
+            "SELECT text FROM samples WHERE problem_id=? ORDER BY step, sample_index", (first,))]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        driver = _chromium(Path(profile))
+        try:
+            driver.get(page.resolve().as_uri())
+            headline = driver.execute_script("return document.getElementById('headline').textContent")
+            images = driver.execute_script("return Array.from(document.images, i => [i.complete, i.naturalWidth])")
+            driver.execute_script(
+                "const d = document.querySelector('#v-list details[data-problem=\"' + arguments[0] + '\"]');"
+                "d.open = true; d.scrollIntoView();", first
+            )
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            rows = "return Array.from(document.querySelectorAll('#v-list details[open] tr.sample'), r => r.cells[8].textContent)"
+            WebDriverWait(driver, 10).until(lambda d: d.execute_script(rows))  # rendered on the toggle event
+            shown = driver.execute_script(rows)
+            logs = driver.get_log("browser")
+        finally:
+            driver.quit()
+    assert "cheapest to reach" in headline or "none reaches" in headline
+    assert len(images) == 2 and all(ok and width >= 1000 for ok, width in images)
+    assert len(shown) == stored == 4 and shown == texts
+    assert not [e for e in logs if e.get("level") in ("SEVERE", "WARNING")]

@@ -259,7 +259,7 @@ def make_price(
 def run(
     task: str = "arithmetic",
     *,
-    level: int = 1,
+    level: int = 3,
     limit: int | None = None,
     data: str | None = None,
     task_seed: int = 0,
@@ -796,7 +796,7 @@ def sweep(
         out = Path(out_dir)
         with _writing("--out", out):
             out.mkdir(parents=True, exist_ok=True)
-            title = f"{task} L{run_options.get('level', 1)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
+            title = f"{task} L{run_options.get('level', 3)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
             plot_sweep(points, out / "sweep.png", title)
             (out / "sweep.json").write_text(json.dumps([p.as_dict() for p in points], indent=2))
     return points

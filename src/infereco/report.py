@@ -738,7 +738,7 @@ def _plot_cop_curve(
     mean, lo, hi = curve
     drawable = np.isfinite(mean) & (mean > 0)
     ax.plot(np.where(drawable, k, np.nan), np.where(drawable, mean, np.nan), style, color=colour,
-            marker="o", markersize=3)  # fmt: skip
+            marker="o", markersize=7 if k.size == 1 else 3)  # fmt: skip  (a lone point must be seen)
     band = drawable & (lo > 0)
     band_lo, band_hi = (
         np.where(band, lo, np.nan),
