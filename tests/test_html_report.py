@@ -445,3 +445,29 @@ def test_the_demo_report_in_headless_chromium(tmp_path: Path) -> None:
     assert len(images) == 2 and all(ok and width >= 1000 for ok, width in images)
     assert len(shown) == stored == 4 and shown == texts
     assert not [e for e in logs if e.get("level") in ("SEVERE", "WARNING")]
+
+
+def test_viewer_embeds_every_sample_as_inert_json(tmp_path: Path) -> None:
+    """Thousands of samples travel as one JSON block, nothing rendered until a problem is opened; a
+    sample whose text is markup (or tries to close the script) stays data."""
+    path = tmp_path / "big.db"
+    hostile = '</script><script>document.title="pwned"</script><!-- \u2028 & <b>bold</b>'
+    with Store(path) as db:
+        config = _config("m", "openai", 40, {"input_per_mtok": 1.0, "output_per_mtok": 1.0, "source": "flags"})
+        _add_run(db, "big1", "big run", config, np.linspace(0.2, 0.8, 100), 1e-5)
+        key = "q0|sample|hostile"
+        db.record_request("big1", RequestRecord(
+            key=key, problem_id="q0", step="judge/outcome/x", start_index=0, n=1, seed=1, latency_s=0.1, busy_s=0.1,
+            prompt_tokens=5, cached_prompt_tokens=0, completion_tokens=5, cost_usd=1e-6), [SampleRecord(
+            problem_id="q0", step="judge/outcome/x", index=0, request_key=key, text=hostile, finish_reason="stop",
+            answer=None, correct=False, prompt_tokens=5, cached_prompt_tokens=0, completion_tokens=5,
+            reasoning_tokens=0, latency_s=0.1, cost_usd=1e-6, seed=1)])  # fmt: skip
+    api.report(path, html=tmp_path / "big.html")
+    text = (tmp_path / "big.html").read_text(encoding="utf-8")
+    assert '<tr class="sample"' not in text and '<details class="problem"' not in text  # rendered lazily, by the script
+    block = re.search(r'<script type="application/json" id="v-data">(.*?)</script>', text, re.S)
+    assert block is not None and "</script" not in block.group(1) and "<" not in block.group(1)
+    data = json.loads(block.group(1))
+    [run] = data["runs"]
+    assert sum(len(p["s"]) for p in run["problems"]) == 100 * 40 + 1
+    assert any(s[2] == hostile for p in run["problems"] for s in p["s"])
