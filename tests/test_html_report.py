@@ -367,6 +367,12 @@ def _use_viewer(driver: Any) -> dict[str, Any]:
     problem = driver.find_element(By.CSS_SELECTOR, '#v-list details[data-problem="q5"] > summary')
     driver.execute_script("arguments[0].scrollIntoView()", problem)
     problem.click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the body is rendered on the toggle event, which the browser dispatches after the click returns
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.querySelector('#v-list details[data-problem=\"q5\"] pre.prompt')")
+    )
     seen["q5"] = driver.execute_script(
         "return Array.from(document.querySelectorAll('#v-list details[data-problem=\"q5\"] tr.sample'), "
         "r => Array.from(r.cells, c => c.textContent))"

@@ -594,6 +594,8 @@ def frontier(
                 f"(+{rep._usd(row['contribution'])} over {rep._usd(row['frontier'])})",
                 highlight=False,
             )
+    out.print(f"the least cost-of-pass whatever its accuracy; for the cheapest way to a given accuracy: "
+              f"infereco recommend {store} --target-accuracy A", highlight=False)  # fmt: skip
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'frontier.png'} and {out_dir / 'frontier.json'}")
 

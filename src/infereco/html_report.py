@@ -39,7 +39,7 @@ PLOTS: tuple[tuple[str, str, str], ...] = (
     (
         "accuracy_cost.png",
         "Accuracy vs cost per problem: every k, with the recommended settings starred",
-        "Line chart per run: majority@k (solid) and coverage pass@k (dashed) with bootstrap bands, against "
+        "Line chart per run: majority@k (dashed) and coverage pass@k (solid) with bootstrap bands, against "
         "the dollar cost of k samples per problem on a log axis, each point labelled with its k; a star marks "
         "the cheapest setting reaching each target accuracy.",
     ),

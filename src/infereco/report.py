@@ -539,7 +539,7 @@ def plot_accuracy_cost(
     """Write a 1200x550 PNG of accuracy against what k samples per problem cost, a colour per run,
     each point marked with its k, and the recommended settings starred.
 
-    Majority@k (solid, what you can deploy) and coverage pass@k (dashed, an oracle's ceiling) with
+    Majority@k (dashed, what you can deploy) and coverage pass@k (solid, an oracle's ceiling) with
     bootstrap bands, against dollars per problem (k x mean cost of a sample; log axis). When no run
     is priced the axis is tokens per problem instead; a run without a price among priced ones is
     named under the axes. A star is the cheapest setting reaching a target accuracy
@@ -571,7 +571,7 @@ def plot_accuracy_cost(
         labels.append((label, colour))
         x = k * unit
         xs += x.tolist()
-        for key, style, alpha in (("majority_at_k", "-", 0.18), ("pass_at_k", "--", 0.07)):
+        for key, style, alpha in ((_MAJORITY[0], _MAJORITY[1], 0.18), (_COVERAGE[0], _COVERAGE[1], 0.07)):
             mean, lo, hi = _curve(s[key])
             ax.plot(x, mean, style, color=colour, marker="o", markersize=6 if k.size == 1 else 4)
             ax.fill_between(x, lo, hi, color=colour, alpha=alpha, linewidth=0)
@@ -579,7 +579,7 @@ def plot_accuracy_cost(
             if math.isfinite(yi):
                 ax.annotate(f"k={int(ki)}", (xi, yi), fontsize=7, xytext=(3, -10), textcoords="offset points",
                             color=colour)  # fmt: skip
-    handles = _legend_handles(labels, (("", "-", "majority@k (deployable)"), ("", "--", "coverage pass@k (oracle)")))
+    handles = _legend_handles(labels, (_MAJORITY, _COVERAGE))  # the same line styles as every other figure
     marks = _merge_marks(recommendations) if priced else []
     for choice, targets in marks:
         ax.plot([choice.usd_per_problem], [choice.accuracy], marker="*", ms=17, color="#d4a000", mec="black",
