@@ -193,3 +193,12 @@ def test_report_shows_the_recommendation(store: Path, tmp_path: Path) -> None:
     done = _cli("report", str(store), "--run", small[:8], "--target-accuracy", "0.99")
     assert done.returncode == 0, done.stderr
     assert "none reaches it; closest: small / majority" in done.stdout.replace("\n", " ") or "none reaches" in done.stdout
+
+
+def test_vote_sizes_are_every_k_then_a_fine_grid() -> None:
+    from infereco.recommendation import EVERY_K_UP_TO, candidate_ks
+
+    assert candidate_ks(16).tolist() == list(range(1, 17))
+    big = candidate_ks(1000).tolist()
+    assert big[:EVERY_K_UP_TO] == list(range(1, EVERY_K_UP_TO + 1)) and big[-1] == 1000
+    assert all(b / a <= 1.025 for a, b in zip(big, big[1:]))  # about 2% between candidates

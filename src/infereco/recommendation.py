@@ -2,8 +2,9 @@
 
 A *setting* is one deployable way to answer a problem that the store can estimate without new
 samples: for a run that pools independent samples (majority, repeated, bon, weighted, bom,
-adaptive, ...), a majority vote over k samples for EVERY k from 1 to the run's N, estimated from the
-pool by the unbiased majority@k estimator (so a run with N = 16 offers 16 settings, not 5); and for
+adaptive, ...), a majority vote over k samples for EVERY k from 1 to the run's N (beyond k = 128, ks
+2% apart), estimated from the pool by the unbiased majority@k estimator (so a run with N = 16 offers
+16 settings, not 5); and for
 a strategy whose own answer is more than a vote (bon, weighted, bom, beam, particle filtering,
 adaptive, speculative) its answer at the run's N, priced with everything the problem cost (every
 step and verifier call). The oracle pass@k is never a setting: it needs a perfect verifier.
@@ -184,6 +185,22 @@ def _estimate(
     return out
 
 
+#: every k up to this is a candidate; above it, ks at most 2% apart (a vote over 1,000 samples
+#: does not differ from one over 1,001, and each k costs a majority@k estimate)
+EVERY_K_UP_TO = 128
+
+
+def candidate_ks(n: int) -> np.ndarray:
+    """The vote sizes considered for a run with n samples per problem: every k up to
+    `EVERY_K_UP_TO`, then a geometric grid (ratio 1.02, rounded to whole k) up to and including n."""
+    head = np.arange(1, min(n, EVERY_K_UP_TO) + 1)
+    if n <= EVERY_K_UP_TO:
+        return head
+    steps = int(np.ceil(np.log(n / EVERY_K_UP_TO) / np.log(1.02)))
+    tail = np.unique(np.round(EVERY_K_UP_TO * 1.02 ** np.arange(1, steps + 1)).astype(np.int64))
+    return np.unique(np.concatenate([head, tail[tail < n], [n]]))
+
+
 def settings_for_run(
     pool: SamplePool,
     config: Mapping[str, Any],
@@ -219,7 +236,7 @@ def settings_for_run(
     settings: list[Setting] = []
     columns: list[tuple[str, int, np.ndarray, np.ndarray]] = []  # (method, k, acc [P], usd [P])
     if strategy not in _SEARCH and pool.max_n >= 1:
-        ks = np.arange(1, pool.max_n + 1)
+        ks = candidate_ks(pool.max_n)
         votes = _pool_majority(pool, ks, draws=draws, seed=seed)
         per_sample = per_problem_total / np.maximum(valid.sum(axis=1), 1)
         for i, k in enumerate(ks.tolist()):
