@@ -36,8 +36,17 @@ __all__ = ["Recommendation", "Setting", "recommend", "settings_for_run"]
 
 # Strategies whose own answer is the majority vote (or the oracle): their majority@k settings say it all.
 _VOTE_ONLY = frozenset({"majority", "repeated", "pass@n", "oracle"})
-# Strategies whose stored "samples" are not independent draws (search steps): only their own answer counts.
-_SEARCH = frozenset({"beam", "pf", "epf", "spec-majority"})
+
+
+def _pools(name: str) -> bool:
+    """Whether a strategy's stored "sample" step is one pool of independent draws (the registry says;
+    a strategy no longer registered is taken to pool, as the report does)."""
+    from infereco.strategies import registry
+
+    try:
+        return registry.pools_samples(name)
+    except UserError:
+        return True
 
 
 @dataclass(frozen=True)
@@ -235,7 +244,7 @@ def settings_for_run(
     per_problem_total = np.where(valid, np.asarray(pool.cost_usd, np.float64), 0.0).sum(axis=1)
     settings: list[Setting] = []
     columns: list[tuple[str, int, np.ndarray, np.ndarray]] = []  # (method, k, acc [P], usd [P])
-    if strategy not in _SEARCH and pool.max_n >= 1:
+    if _pools(strategy) and pool.max_n >= 1:
         ks = candidate_ks(pool.max_n)
         votes = _pool_majority(pool, ks, draws=draws, seed=seed)
         per_sample = per_problem_total / np.maximum(valid.sum(axis=1), 1)
