@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import infereco
-from infereco import api, cli
+from infereco import cli
 from infereco.backends.openai import OpenAIBackend
 from infereco.runner import Progress
 from fakeserver import FakeServer
@@ -54,7 +54,9 @@ def test_level_defaults_agree() -> None:
         return inspect.signature(fn).parameters[name].default  # type: ignore[arg-type]
 
     assert default(cli.run) == default(cli.demo) == default(cli.sweep) == 3
-    assert default(api.run) == 3
+    from infereco.runconfig import RunConfig  # infereco.run / Experiment / --config take their defaults here
+
+    assert RunConfig.model_fields["level"].default == 3
 
 
 def test_to_pandas_has_the_text_of_every_sample(tmp_path: Path) -> None:
