@@ -201,6 +201,8 @@ def test_html_escapes_and_shows_configs(built: tuple[Path, Path, list[dict[str, 
         "perfect verifier",
     ):
         assert needle in text, needle
+    # a coverage fit is shown only with what it predicted on held-out ks; else why there is none
+    assert text.count("no reliable fit: ") + text.count("within their CIs") == 3
 
 
 def test_write_html_from_summaries_alone(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:

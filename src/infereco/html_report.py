@@ -202,20 +202,20 @@ def _price(price: Mapping[str, Any]) -> str:
     )
 
 
-def _fit(fit: Mapping[str, Any] | None) -> str:
-    """The power-law fit of the coverage curve, shown only when it predicts held-out points."""
-    if not fit:
+def _fit(s: Mapping[str, Any]) -> str:
+    """The power-law fit of a run's coverage curve, shown only when a fit on the small ks predicts
+    the large ones (`fits.coverage_fit_verdict`); otherwise "no reliable fit" and why."""
+    from infereco.fits import coverage_fit_verdict
+    from infereco.report import _numbers
+
+    curve = s.get("pass_at_k") or {}
+    if not s.get("ks") or not curve:
         return "–"
-    verdict = fit.get("holdout")
-    if not isinstance(verdict, Mapping):
-        return "no reliable fit: not tested on held-out points"
-    if not verdict.get("reliable"):
-        return f"no reliable fit: {verdict.get('why', '?')}"
-    try:
-        a, b = float(verdict["a"]), float(verdict["b"])
-    except (KeyError, TypeError, ValueError):
-        return "–"
-    return f"log(coverage) = {a:.3g} * k^{b:.3g}, fitted on k ≤ {max(verdict.get('fit_ks') or [0]):g}; {verdict.get('why')}"
+    verdict = coverage_fit_verdict(*(_numbers(v) for v in (s["ks"], curve["mean"], curve["lo"], curve["hi"])))
+    if not verdict["reliable"]:
+        return f"no reliable fit: {verdict['why']}"
+    a, b = float(verdict["a"]), float(verdict["b"])
+    return f"log(coverage) = {a:.3g} * k^{b:.3g}, fitted on k ≤ {max(verdict['fit_ks']):g}; {verdict['why']}"
 
 
 def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
@@ -234,7 +234,7 @@ def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         ("price source", price.get("source", "not recorded")),
         ("prices", _price(price) if price else "not recorded"),
         ("samples", f"{s.get('n_samples_total', '?')} stored, {s.get('n_problems', '?')} problems"),
-        ("coverage fit", _fit(s.get("coverage_fit"))),
+        ("coverage fit", _fit(s)),
     ]
     body = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in rows)
     full = json.dumps(to_jsonable(config), indent=2, sort_keys=True, ensure_ascii=False)

@@ -750,19 +750,11 @@ def _cost_of_pass_curves(
     }
 
 
-def _coverage_fit(
-    ks: np.ndarray, coverage: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None
-) -> dict[str, Any]:
-    """The exponentiated power law log(coverage) = a * k**b fitted to a run's pass@k curve, and
-    whether a fit on the small ks predicts the large ones (`holdout`, see fits.py): only then is
-    it worth showing."""
-    from infereco.fits import coverage_fit_verdict
-
+def _coverage_fit(ks: np.ndarray, coverage: np.ndarray) -> dict[str, Any]:
+    """The exponentiated power law log(coverage) = a * k**b fitted to a run's pass@k curve (in-sample;
+    whether it predicts held-out points, and so deserves to be shown, is `fits.coverage_fit_verdict`)."""
     a, b, r2 = fit_coverage_power_law(ks, coverage)
-    out = {"form": "log(coverage) = a * k^b", "a": a, "b": b, "r2": r2, "points": int(len(ks))}
-    if lo is not None and hi is not None:
-        out["holdout"] = coverage_fit_verdict(ks, coverage, lo, hi)
-    return out
+    return {"form": "log(coverage) = a * k^b", "a": a, "b": b, "r2": r2, "points": int(len(ks))}
 
 
 def summarize(
@@ -884,7 +876,7 @@ def summarize(
             ),
         },
         "cost_of_pass_at_k": spend_ci,
-        "coverage_fit": _coverage_fit(k_arr, means[spans["pass_at_k"]], lo[spans["pass_at_k"]], hi[spans["pass_at_k"]]),
+        "coverage_fit": _coverage_fit(k_arr, means[spans["pass_at_k"]]),
         "latency_s": {
             "mean": float(latency.mean()) if n_real else math.nan,
             "median": float(np.median(latency)) if n_real else math.nan,
