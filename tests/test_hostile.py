@@ -33,7 +33,7 @@ LIMIT, N = 6, 4
 
 def _run(fake: FakeServer, store: Path, **options: Any) -> Any:
     kwargs: dict[str, Any] = dict(
-        backend="openai", base_url=fake.base_url, model="fake", n=N, limit=LIMIT, max_n=4, concurrency=4,
+        backend="openai", base_url=fake.base_url, model="fake", n=N, limit=LIMIT, level=1, max_n=4, concurrency=4,
         max_tokens=40, input_price=1.0, output_price=2.0, store=store, max_retries=1,
     )  # fmt: skip
     kwargs.update(options)
