@@ -55,5 +55,17 @@ class RunStore(SampleLedger, Protocol):
 
     def totals(self, run_id: str) -> dict[str, Any]: ...
 
+    def acquire_writer(self, run_id: str) -> None:
+        """Take the run for this process (one writer per run), or raise naming the one that holds it."""
+        ...
+
+    def release_writer(self, run_id: str) -> None: ...
+
+    def recover_inflight(self, run_id: str) -> tuple[int, float, int]:
+        """Charge the requests a killed process left in flight under this ledger at their worst case."""
+        ...
+
+    def add_event(self, run_id: str, kind: str, message: str) -> None: ...
+
 
 __all__ = ["Problem", "RunStore", "SampleLedger"]

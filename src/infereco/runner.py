@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from infereco.backends.base import Backend, Completion, GenerationRequest, RetryRefused
+from infereco.backends.base import Backend, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
 from infereco.errors import BackendError, UserError
@@ -26,6 +28,7 @@ from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 from infereco.grading import grade_async
 from infereco.ledger import RunStore, SampleLedger
+from infereco.store import StoreFull, store_error
 from infereco.strategies import registry
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
@@ -165,6 +168,8 @@ class Progress:
     requests_sent: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    #: what the run is doing when it is not sampling (e.g. a model server loading), "" while it samples
+    status: str = ""
     started: float = field(default_factory=time.perf_counter)
     on_change: Callable[[Progress], None] | None = None
 
@@ -273,6 +278,14 @@ class Runner:
         #: passed to one-sample requests as `GenerationRequest.on_text`: stream their text (serve)
         self.on_text: Callable[[str], None] | None = None
         self._flushed: asyncio.Future[None] | None = None
+        # the write-ahead ledger: requests about to go out, journaled (grouped per loop turn) first
+        self._in_flight = 0  # requests holding a reservation of the run's budget
+        self._settled: asyncio.Event | None = None  # set whenever one of them settles
+        #: answers that arrived but could not be written (the disk is full): kept, then spilled
+        self.unwritten: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        #: (prompt bound, completion bound) violations a server committed: see `_check_bounds`
+        self.violations: list[str] = []
+        self.recovered: tuple[int, float, int] = (0, 0.0, 0)  # journal entries a killed process left
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -296,37 +309,90 @@ class Runner:
         pending = self.prepare()
         try:
             await self.solve(pending)
-        except BaseException:
-            store.set_status(self.run_id, "interrupted")
+        except BaseException as exc:
+            if isinstance(exc, BudgetViolation):
+                self._quietly(store.add_event, self.run_id, "budget-violation", str(exc))
+            self._quietly(store.set_status, self.run_id, "interrupted")
             raise
-        store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
-        return self.run_id
+        else:
+            store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
+            return self.run_id
+        finally:
+            self._quietly(store.release_writer, self.run_id)
 
-    async def solve(self, problems: list[Problem]) -> None:
+    async def solve(self, pending: list[Problem]) -> None:
         """Solve some problems, using the store only as a `SampleLedger` (a Ray worker calls this on
         its shard after the driver prepared the run). Raises the first request that failed for good,
-        after the requests already in flight are stored."""
+        after the requests already in flight are settled and stored."""
         for backend in self.backends:
             start = getattr(backend, "start", None)
-            if start is not None and problems:
-                await start()
+            if start is not None and pending:
+                # a local model server may take minutes to load: say so rather than sit silent
+                self.progress.status = f"starting {backend.model} (loading the model server)"
+                self.progress.changed()
+                try:
+                    await start()
+                finally:
+                    self.progress.status = ""
+                    self.progress.changed()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
-        for problem in problems:
+        for problem in pending:
             queue.put_nowait(problem)
         workers = max(1, 2 * self.backend.max_concurrency())
         # return_exceptions: when one request fails, the others already in flight are paid for, so
         # they are awaited and stored (no new request starts) before the failure is raised.
         outcomes = await asyncio.gather(
-            *(self._worker(queue) for _ in range(min(workers, len(problems)) or 1)), return_exceptions=True
+            *(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)), return_exceptions=True
         )
         errors = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, _Stopped)]
         if errors or self._failure is not None:
-            raise self._failure or errors[0]
+            failure = self._failure or errors[0]
+            if isinstance(failure, BudgetViolation):  # everything in flight has settled: the whole overspend
+                failure = BudgetViolation(f"{failure}; {self._overspend()}")
+            if self.unwritten:
+                failure = StoreFull(f"{failure}; {self._keep_unwritten()}")
+            raise failure
 
     def _run_store(self) -> RunStore:
         if not isinstance(self.store, RunStore):
             raise TypeError(f"{type(self.store).__name__} is a SampleLedger only: it can solve (Runner.solve), not record a run")
         return self.store
+
+    def _quietly(self, call: Callable[..., Any], *args: Any) -> None:
+        """A bookkeeping write that must not hide the failure being raised (the disk may be full)."""
+        try:
+            call(*args)
+        except (sqlite3.Error, OSError):
+            pass
+
+    def _overspend(self) -> str:
+        """What the run spent against its budget, after a server broke a request's bound."""
+        b = self.budget
+        parts = []
+        if b.max_tokens is not None:
+            parts.append(f"run spent {b.spent_tokens} of {b.max_tokens} budget tokens ({max(0, b.spent_tokens - b.max_tokens)} over)")
+        if b.max_usd is not None:
+            parts.append(f"${b.spent_usd:.6g} of ${b.max_usd:.6g} ({max(0.0, b.spent_usd - b.max_usd):.6g} over)")
+        return ", ".join(parts) or f"run spent {b.spent_tokens} tokens, ${b.spent_usd:.6g}"
+
+    def _keep_unwritten(self) -> str:
+        """Answers that arrived while the disk was full: one more try to store them, else a spill file
+        that the next `--resume` imports (so they are never requested again)."""
+        from infereco.spill import spill
+
+        try:
+            self.store.record_requests(self.ledger_id, self.unwritten)
+        except (sqlite3.Error, OSError):
+            pass
+        else:
+            kept, self.unwritten = len(self.unwritten), []
+            return f"the {kept} answers received meanwhile were stored after all"
+        where = spill(Path(getattr(self.store, "path", "infereco.db")), self.ledger_id, self.unwritten)
+        count = len(self.unwritten)
+        usd = sum(r.cost_usd for r, _ in self.unwritten)
+        if where is None:
+            return f"{count} answers received (${usd:.6g}) could not be kept anywhere and will be requested again"
+        return f"{count} answers received (${usd:.6g}) kept in {where}; --resume stores them without asking again"
 
     def prepare(self) -> list[Problem]:
         """Record the run and its problems, count what earlier sessions paid; return the unsolved problems.
@@ -336,6 +402,7 @@ class Runner:
         """
         task, store = self.spec.task, self._run_store()
         label = self.spec.default_label(self.backend)
+        store.acquire_writer(self.run_id)  # one writer per run: a second process on it refuses here, before anything
         if self.spec.pools_samples:
             earlier = store.run_config(self.run_id)
             # a run stored before pools keeps its samples where they are (under the run itself)
@@ -349,9 +416,15 @@ class Runner:
             store.update_run(self.run_id, label, config)  # the latest N and label
         store.add_problems(self.run_id, task.problems)
         if existed:  # a budget covers the whole run, including what earlier sessions already paid
+            from infereco.spill import import_spilled
+
+            # answers kept while the disk was full are stored (settling their journal entries);
+            # the entries left are requests a killed process had in flight: charged at their worst case
+            import_spilled(store, self.ledger_id)
+            self.recovered = store.recover_inflight(self.ledger_id)
             paid = store.totals(self.run_id)
-            self.budget.spent_usd = paid["cost_usd"]
-            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
+            self.budget.spent_usd = paid["cost_usd"] + paid.get("unconfirmed_usd", 0.0)
+            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"] + paid.get("unconfirmed_tokens", 0)
         n = self._n
         done = store.done_problems(self.run_id, n) if existed else set()
         pending = [p for p in task.problems if p.id not in done]
@@ -381,9 +454,13 @@ class Runner:
             # n=0 marks an answer cut short by the problem's budget: a later run re-solves it (its
             # stored samples are free) rather than taking it as done at this N
             n = 0 if problem.id in self.problems_at_budget else self._n
-            self.store.record_result(
-                self.run_id, ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), n)
-            )
+            try:
+                self.store.record_result(
+                    self.run_id, ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), n)
+                )
+            except sqlite3.Error as exc:  # the disk filled up: stop cleanly (the samples are stored)
+                self._failure = self._failure or store_error(getattr(self.store, "path", None), exc)
+                raise _Stopped() from None
 
     async def sample(
         self,
@@ -409,19 +486,27 @@ class Runner:
             reused = n - len(missing)
             if reused:
                 self.progress.samples_reused += reused
-            chunks = _chunks(missing, served.backend.max_samples_per_request())
-            fresh = await asyncio.gather(
-                *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
-            )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
             over_budget = None
-            for outcome in fresh:
-                if isinstance(outcome, _ProblemOverBudget) and partial:
-                    over_budget = outcome
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-                else:
-                    for record in outcome:
-                        stored[record.index] = record
+            while missing:
+                chunks = _chunks(missing, served.backend.max_samples_per_request())
+                fresh = await asyncio.gather(
+                    *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
+                )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
+                progressed = False
+                for outcome in fresh:
+                    if isinstance(outcome, _ProblemOverBudget) and partial:
+                        over_budget = outcome
+                    elif isinstance(outcome, BaseException):
+                        raise outcome
+                    else:
+                        for record in outcome:
+                            stored[record.index] = record
+                            progressed = True
+                # a server that answered with fewer choices than asked for: what arrived is stored,
+                # and only the rest is asked for (under new request keys)
+                missing = [i for i in range(n) if i not in stored]
+                if over_budget is not None or not progressed:
+                    break
             got = [stored[i] for i in range(n) if i in stored]
             if params.logprobs or params.top_logprobs > 0:
                 self._require_logprobs(got, step, role, served.backend)
@@ -453,11 +538,10 @@ class Runner:
         params: SamplingParams,
         served: _Served,
     ) -> list[SampleRecord]:
-        """One request for samples `indices` of a step: reserve its worst case, send it, record it."""
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
         seed = request_seed(self.spec.seed, problem.id, step, start)
-        held = _Held(ledger=_RetryLedger())
+        ledger = _RetryLedger()
         request = GenerationRequest(
             messages=tuple(messages),
             n=len(indices),
@@ -469,80 +553,66 @@ class Runner:
             logprobs=params.logprobs or params.top_logprobs > 0,
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
-            retry_gate=held.ledger.gate,
+            retry_gate=ledger.gate,
             on_text=self.on_text,
         )
+        backend, price = served.backend, served.price
         async with served.slots:
-            self._reserve(problem, messages, len(indices), params, served, held)
-            completions, busy_s = await self._generate(problem, request, served, held)
+            if self._failure is not None or self.budget.exhausted:
+                raise _Stopped()
+            worst = self._worst_case(messages, len(indices), params.max_tokens, served)
+            own_budget = self._problem_budget(problem.id)
+            own = own_budget.reserve(*worst)
+            if own is None:
+                self.problems_at_budget.add(problem.id)
+                raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
+            reservation = await self._reserve(worst)
+            if reservation is None:
+                own_budget.release(own)
+                raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
+            self._in_flight += 1
+            try:
+                await self._journal((key, problem.id, step, *worst))  # write-ahead: before it is sent
+            except BaseException:
+                self.budget.release(reservation)
+                own_budget.release(own)
+                self._settle()
+                raise
+            # a retry after a try that may have been billed costs up to the tokens of another try
+            ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
+            token = served.clock.start()
+            try:
+                completions = await backend.generate(request)
+            except Exception as exc:
+                # a failed request may still have used the machine; its tokens were not billed, but
+                # its lost tries may have been (they stay charged at their worst case)
+                machine = price.cost(0, 0, 0, served.clock.stop(token))
+                lost_usd, lost_tokens = ledger.settle()
+                self.budget.commit(reservation, machine + lost_usd, lost_tokens)
+                own_budget.commit(own, machine + lost_usd, lost_tokens)
+                self._settle()
+                # its journal entry becomes the charge of its lost tries (kept in the store, so a
+                # resume counts them too)
+                self._quietly(getattr(self.store, "settle_lost", _nothing), self.ledger_id, key, problem.id, machine + lost_usd, lost_tokens,
+                              " ".join(str(exc).split())[:300])  # fmt: skip
+                if isinstance(exc, RetryRefused):
+                    if ledger.refused_by is own_budget:
+                        self.problems_at_budget.add(problem.id)
+                        raise _ProblemOverBudget() from None
+                    raise _Stopped() from None
+                self._failure = self._failure or exc
+                raise
+            busy_s = served.clock.stop(token)
             if request.logprobs and any(c.logprobs is None for c in completions):
                 # stored below (it was paid for); no other request starts: `sample` raises this
-                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, served.backend)
-        return await self._record(problem, step, indices, key, seed, completions, busy_s, served, held)
-
-    def _reserve(
-        self, problem: Problem, messages: list[dict[str, str]], n: int, params: SamplingParams, served: _Served, held: _Held
-    ) -> None:
-        """Reserve a request's worst case in the run's and the problem's budget (or raise: nothing is sent)."""
-        if self._failure is not None or self.budget.exhausted:
-            raise _Stopped()
-        worst = self._worst_case(messages, n, params.max_tokens, served)
-        held.own_budget = self._problem_budget(problem.id)
-        held.own = held.own_budget.reserve(*worst)
-        if held.own is None:
-            self.problems_at_budget.add(problem.id)
-            raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
-        held.run = self.budget.reserve(*worst)
-        if held.run is None:
-            held.own_budget.release(held.own)
-            raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
-        # a retry after a try that may have been billed costs up to the tokens of another try
-        held.ledger.arm(self.budget, held.own_budget, self._worst_case(messages, n, params.max_tokens, served, tokens_only=True))
-
-    async def _generate(
-        self, problem: Problem, request: GenerationRequest, served: _Served, held: _Held
-    ) -> tuple[list[Completion], float]:
-        """Send a reserved request on the machine clock; a failure settles what it may have cost."""
-        token = served.clock.start()
-        try:
-            completions = await served.backend.generate(request)
-        except Exception as exc:
-            # a failed request may still have used the machine; its tokens were not billed, but
-            # its lost tries may have been (they stay charged at their worst case)
-            machine = served.price.cost(0, 0, 0, served.clock.stop(token))
-            lost_usd, lost_tokens = held.ledger.settle()
-            assert held.run is not None and held.own is not None and held.own_budget is not None
-            self.budget.commit(held.run, machine + lost_usd, lost_tokens)
-            held.own_budget.commit(held.own, machine + lost_usd, lost_tokens)
-            if isinstance(exc, RetryRefused):
-                if held.ledger.refused_by is held.own_budget:
-                    self.problems_at_budget.add(problem.id)
-                    raise _ProblemOverBudget() from None
-                raise _Stopped() from None
-            self._failure = self._failure or exc
-            raise
-        return completions, served.clock.stop(token)
-
-    async def _record(
-        self,
-        problem: Problem,
-        step: str,
-        indices: list[int],
-        key: str,
-        seed: int,
-        completions: list[Completion],
-        busy_s: float,
-        served: _Served,
-        held: _Held,
-    ) -> list[SampleRecord]:
-        """Grade (off the event loop for a slow checker), price and store a response; then commit its
-        cost to the budgets (stored first: a kill between the two leaves the request kept)."""
-        price = served.price
+                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
+        # record: grade (a slow checker off the event loop, after the request left its slot), price, store
+        completions = completions[: len(indices)]  # fewer than asked for: the rest is asked for again
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
         graded = await grade_async(self.spec.task.checker, [c.text for c in completions], problem.answer)
         records: list[SampleRecord] = []
-        for index, completion, busy, (answer, correct) in zip(indices, completions, busy_split, graded, strict=True):
+        for index, completion, busy, (answer, correct) in zip(indices, completions, busy_split, graded):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -565,13 +635,12 @@ class Runner:
                     logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
                 )
             )
-        ledger = held.ledger
         request_record = RequestRecord(
             key=key,
             problem_id=problem.id,
             step=step,
-            start_index=indices[0],
-            n=len(indices),
+            start_index=start,
+            n=len(records),
             seed=seed,
             latency_s=max((c.latency_s for c in completions), default=0.0),
             busy_s=busy_s,
@@ -584,11 +653,13 @@ class Runner:
             unconfirmed_tokens=ledger.lost_tokens,
         )
         lost_usd, lost_tokens = ledger.settle()
-        await self._write(request_record, records)  # stored before its cost is committed to the budgets
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
-        assert held.run is not None and held.own is not None and held.own_budget is not None
-        self.budget.commit(held.run, request_record.cost_usd + lost_usd, used_tokens)
-        held.own_budget.commit(held.own, request_record.cost_usd + lost_usd, used_tokens)
+        # paid whether or not the store can take it: committed to the budgets first
+        self.budget.commit(reservation, request_record.cost_usd + lost_usd, used_tokens)
+        own_budget.commit(own, request_record.cost_usd + lost_usd, used_tokens)
+        self._settle()
+        self._check_bounds(request_record, messages, len(indices), params.max_tokens, served, own_budget)
+        await self._write(request_record, records)
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -596,6 +667,7 @@ class Runner:
         p.cost_usd += request_record.cost_usd
         p.changed()
         return records
+
 
     async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Store a request with its samples: group commit of everything that arrives in one loop turn.
@@ -617,11 +689,86 @@ class Runner:
         assert done is not None
         try:
             self.store.record_requests(self.ledger_id, batch)
+        except sqlite3.Error as exc:
+            # the disk is full (or the file failed): the answers stay in memory, nothing new is sent,
+            # and the run stops cleanly (see `_keep_unwritten`)
+            self.unwritten.extend(batch)
+            self._failure = self._failure or store_error(getattr(self.store, "path", None), exc)
+            done.set_exception(_Stopped())
+            done.exception()  # retrieved: a turn whose waiters were all cancelled logs nothing
         except Exception as exc:  # every waiter of this turn fails with it: none of them is stored
             done.set_exception(exc)
         else:
             done.set_result(None)
 
+    async def _journal(self, entry: tuple[str, str, str, float, int]) -> None:
+        """Record a request and its reservation before it is sent.
+
+        Grouped per loop turn like `_write`, and across every Runner writing to the same store in
+        this loop (`infereco serve` runs one per HTTP request), so the ledger costs one commit a turn."""
+        journal = getattr(self.store, "journal", None)
+        if journal is None:  # a store without a journal of requests in flight (a Ray worker's shard)
+            return
+        group = self.store.__dict__.setdefault("_journal_group", _JournalGroup())
+        loop = asyncio.get_running_loop()
+        if group.flushed is not None and group.flushed.get_loop() is not loop:  # left by an earlier event loop
+            group.pending, group.flushed = [], None
+        group.pending.append(((self.ledger_id, *entry), self))
+        if group.flushed is None:
+            group.flushed = loop.create_future()
+            loop.call_soon(_flush_journal, self.store, group)
+        await asyncio.shield(group.flushed)
+
+    async def _reserve(self, worst: tuple[float, int]) -> Reservation | None:
+        """Reserve a request's worst case in the run's budget. When it does not fit while other
+        requests are in flight, wait for them to settle (they usually cost far less than their
+        reservation) and try again; the budget is spent only when it does not fit with none in flight."""
+        while True:
+            if self._failure is not None:
+                return None
+            if self.budget.fits(*worst) or self._in_flight == 0:
+                return self.budget.reserve(*worst)
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            await self._settled.wait()
+
+    def _settle(self) -> None:
+        """A request holding a reservation settled: wake the requests waiting for room."""
+        self._in_flight -= 1
+        if self._settled is not None:
+            self._settled.set()
+            self._settled = None
+
+    def _check_bounds(
+        self, record: RequestRecord, messages: list[dict[str, str]], n: int, max_tokens: int, served: _Served,
+        own_budget: Budget,
+    ) -> None:
+        """Stop the run at once when a server reports more tokens than the request allowed.
+
+        Budgets reserve `n × max_tokens` completion tokens and the byte-derived prompt bound; a server
+        that ignores `max_tokens` (or reports an absurd usage) breaks that silently. Where such counts
+        matter (a token budget, or token prices under a USD budget) the answer is stored (it was paid)
+        and the run stops with a line naming the violation; requests in flight settle first, so the
+        overspend is at most what was in flight.
+        """
+        bounds = {"prompt": prompt_token_bound(messages), "completion": n * max_tokens}
+        got = {"prompt": record.prompt_tokens, "completion": record.completion_tokens}
+        over = {k: got[k] - bounds[k] for k in bounds if got[k] > bounds[k]}
+        if not over:
+            return
+        priced = served.price.input_per_mtok > 0 or served.price.output_per_mtok > 0
+        limited = any(
+            b.max_tokens is not None or (b.max_usd is not None and priced) for b in (self.budget, own_budget)
+        )
+        where = served.backend.describe().get("base_url") or served.backend.kind
+        parts = [f"{got[k]} {k} tokens for a request bounded by {bounds[k]}" for k in over]
+        message = (
+            f"server {where} broke the budget: it reported {' and '.join(parts)} "
+            f"(request {record.key}; {sum(over.values())} tokens over its bound)"
+        )
+        self.violations.append(message)
+        if limited:
+            self._failure = self._failure or BudgetViolation(message)
     def _problem_budget(self, problem_id: str) -> Budget:
         """The per-problem budget, counting what this problem already cost in earlier sessions."""
         if problem_id not in self._problem_budgets:
@@ -647,16 +794,6 @@ class Runner:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
         return served.price.cost(prompt, 0, completion, seconds), prompt + completion
-
-
-@dataclass
-class _Held:
-    """What one request holds between reserve, send and record: its reservations and retry ledger."""
-
-    ledger: _RetryLedger
-    run: Reservation | None = None
-    own: Reservation | None = None
-    own_budget: Budget | None = None
 
 
 class _RetryLedger:
@@ -706,6 +843,10 @@ class _RetryLedger:
         return self.lost_usd, self.lost_tokens
 
 
+class BudgetViolation(UserError):
+    """A server reported more tokens than a request allowed, under a budget that counts them."""
+
+
 def served_role(roles: dict[str, _Served], served: _Served) -> str:
     return next((r for r, s in roles.items() if s is served and r != "main"), "main")
 
@@ -725,6 +866,34 @@ class _Stopped(Exception):
 
 class _ProblemOverBudget(_Stopped, BudgetSpent):
     """A request not sent because its problem's own budget cannot cover it."""
+
+
+class _JournalGroup:
+    """The journal entries of one loop turn, from every Runner of one store."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[str, str, str, str, float, int], Runner]] = []
+        self.flushed: asyncio.Future[None] | None = None
+
+
+def _flush_journal(store: Any, group: _JournalGroup) -> None:
+    batch, done = group.pending, group.flushed
+    group.pending, group.flushed = [], None
+    assert done is not None
+    try:
+        store.journal([row for row, _ in batch])
+    except sqlite3.Error as exc:  # nothing of this turn is sent
+        failure = store_error(getattr(store, "path", None), exc)
+        for _, runner in batch:
+            runner._failure = runner._failure or failure
+        done.set_exception(_Stopped())
+        done.exception()
+    else:
+        done.set_result(None)
+
+
+def _nothing(*args: Any) -> None:
+    """A bookkeeping hook a store without it (a Ray worker's shard) skips."""
 
 
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
