@@ -633,7 +633,7 @@ class Store:
         rows: list[tuple[Any, ...]] = []
         below: set[tuple[str, str]] = set()
         above: set[tuple[str, str]] = set()
-        used: dict[tuple[str, str], list[float]] = {}  # (problem, request) -> cost, prompt, completion, weight, weight of all
+        used: dict[tuple[str, str], list[float]] = {}  # (problem, request) -> amounts below N, then of all
         for i in range(0, len(problems), 500):
             chunk = problems[i : i + 500]
             marks = ",".join("?" * len(chunk))
@@ -652,19 +652,23 @@ class Store:
             ):
                 limit = min(n, used_n.get(pid, n))
                 (below if index < limit else above).add((pid, content_key(text)))  # verifier steps are named by texts
-                acc = used.setdefault((pid, key), [0.0, 0.0, 0.0, 0.0, 0.0])
+                # below N / all: cost, prompt tokens, completion tokens, the Runner's weights of machine time
+                acc = used.setdefault((pid, key), [0.0] * 8)
                 weight = float(max(completion, 1))
-                acc[4] += weight
+                acc[4], acc[5], acc[6], acc[7] = acc[4] + cost, acc[5] + prompt, acc[6] + completion, acc[7] + weight
                 if index < limit:
                     acc[0], acc[1], acc[2], acc[3] = acc[0] + cost, acc[1] + prompt, acc[2] + completion, acc[3] + weight
         out = []
         for pid, key, step, count, cost, prompt, completion, busy, attempts, lost_usd, lost_tokens, latency in rows:
             if lay.pooled and step == POOL_STEP:
-                acc = used.get((pid, key), [0.0] * 5)
-                part = acc[3] / acc[4] if acc[4] else 0.0
+                # the request's amounts in proportion to its samples below N (each sample carries its share)
+                acc = used.get((pid, key), [0.0] * 8)
+                part = acc[3] / acc[7] if acc[7] else 0.0
                 share = part
-                cost, prompt, completion, busy = acc[0], acc[1], acc[2], busy * part
-                lost_usd, lost_tokens = lost_usd * part, lost_tokens * part
+                cost = cost * (acc[0] / acc[4]) if acc[4] else cost * part
+                prompt = prompt * (acc[1] / acc[5]) if acc[5] else prompt * part
+                completion = completion * (acc[2] / acc[6]) if acc[6] else completion * part
+                busy, lost_usd, lost_tokens = busy * part, lost_usd * part, lost_tokens * part
             else:
                 share = _step_share(lay, pid, step, below, above) if lay.pooled else 1.0
                 cost, prompt, completion, busy = cost * share, prompt * share, completion * share, busy * share
@@ -833,9 +837,14 @@ class Store:
 
     def problem_costs(self, run_id: str) -> dict[str, float]:
         """USD each problem of a run cost in total: every step, role and verifier call (what its answer cost)."""
+        run_id = self.run(run_id)["run_id"]
+        if self.layout(run_id).ledger != run_id:  # a pooled run: what it used of its pool
+            out: dict[str, float] = {}
+            for r in self.attributed_requests(run_id):
+                out[r.problem_id] = out.get(r.problem_id, 0.0) + r.cost_usd
+            return out
         rows = self.conn.execute(
-            "SELECT problem_id, COALESCE(SUM(cost_usd), 0) FROM requests WHERE run_id=? GROUP BY problem_id",
-            (self.run(run_id)["run_id"],),
+            "SELECT problem_id, COALESCE(SUM(cost_usd), 0) FROM requests WHERE run_id=? GROUP BY problem_id", (run_id,)
         )
         return {pid: float(usd) for pid, usd in rows}
 
@@ -850,11 +859,22 @@ class Store:
     def viewer_rows(self, run_id: str) -> list[tuple[Any, ...]]:
         """Every stored sample of a run with what a reader of it needs, in (problem, step, index) order:
         problem_id, step, index, text, answer, correct, prompt, completion tokens, cost, finish reason."""
-        return self.conn.execute(
+        run_id = self.run(run_id)["run_id"]
+        lay = self.layout(run_id)
+        rows = self.conn.execute(
             "SELECT problem_id, step, sample_index, text, answer, correct, prompt_tokens, completion_tokens, cost_usd, "
             "finish_reason FROM samples WHERE run_id=? ORDER BY problem_id, step, sample_index",
-            (self.run(run_id)["run_id"],),
+            (lay.ledger,),
         ).fetchall()
+        if lay.ledger == run_id:
+            return rows
+        # a pooled run: its problems' samples below its N (or what it used), and its own steps
+        mine, limits = set(self._problem_ids(run_id)), self._sample_limits(run_id, lay)
+        return [
+            r for r in rows
+            if r[0] in mine and ((r[1] == POOL_STEP and r[2] < limits.get(r[0], lay.n))
+                                 or (lay.prefix is not None and r[1].startswith(lay.prefix + "/")))
+        ]  # fmt: skip
 
     def results(self, run_id: str) -> dict[str, tuple[str | None, bool | None, dict[str, Any]]]:
         """Per solved problem: (the strategy's chosen answer, its verdict, the info it stored)."""
