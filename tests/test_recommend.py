@@ -49,7 +49,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _exact_settings(path: Path) -> dict[tuple[str, int], tuple[float, float]]:
     """(model, k) -> (majority@k, USD per problem) from the raw rows, by brute force."""
     with sqlite3.connect(path) as conn:
-        runs = dict(conn.execute("SELECT run_id, json_extract(config_json, '$.backend.model') FROM runs WHERE status != 'pool'"))
+        # a pooled run's samples are kept under its pool's id
+        runs = dict(conn.execute("SELECT COALESCE(json_extract(config_json, '$.pool'), run_id), "
+                                 "json_extract(config_json, '$.backend.model') FROM runs WHERE status != 'pool'"))
         rows = conn.execute("SELECT run_id, problem_id, answer, correct, cost_usd FROM samples WHERE step='sample'")
         by_problem: dict[tuple[str, str], list[tuple[str | None, bool, float]]] = defaultdict(list)
         for run_id, pid, answer, correct, cost in rows:
