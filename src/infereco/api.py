@@ -201,10 +201,11 @@ def make_price(
     """
     base = load_price_file(prices, backend.model) if prices else None
     if base is None:
-        if backend.kind == "llamacpp":
+        if backend.kind == "llamacpp":  # priced by idealized runtime: the same samples cost the same, busy or idle
             base = Price(
                 usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,
-                source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR,
+                source="default: local machine at $%.2f/h of idealized runtime" % DEFAULT_LOCAL_USD_PER_HOUR,
+                clock="runtime",
             )
         elif (input_price is not None and output_price is not None) or usd_per_hour is not None:
             base = Price(source="flags")
@@ -215,6 +216,8 @@ def make_price(
                     f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
                     "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
                 )
+    if backend.kind == "llamacpp" and base.clock != "runtime":  # a local model's hours are idealized runtime
+        base = base.model_copy(update={"clock": "runtime"})
     overrides = {
         k: v
         for k, v in {
@@ -230,7 +233,9 @@ def make_price(
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if overrides:
         source = "flags" if base.source == "flags" else f"{base.source} + flags"
-        return base.model_copy(update={**overrides, "source": source})
+        # a flag replaces one price: the rest is genai-prices' table of today, no longer looked up per request
+        detached = {"genai": None, "version": ""} if base.genai is not None else {}
+        return base.model_copy(update={**overrides, **detached, "source": source})
     return base
 
 

@@ -23,7 +23,7 @@ from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS requests (
     attempts INTEGER NOT NULL DEFAULT 1,
     unconfirmed_usd REAL NOT NULL DEFAULT 0,
     unconfirmed_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    compute_s REAL NOT NULL DEFAULT 0,
+    role TEXT NOT NULL DEFAULT 'main',
+    price_source TEXT NOT NULL DEFAULT '',
+    price_version TEXT NOT NULL DEFAULT '',
+    sent_at REAL,
     PRIMARY KEY (run_id, request_key)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -97,7 +104,19 @@ CREATE TABLE IF NOT EXISTS results (
 
 _REQUEST_COLUMNS = (
     "request_key, problem_id, step, start_index, n, seed, latency_s, busy_s, prompt_tokens, cached_prompt_tokens, "
-    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens"
+    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens, cache_write_tokens, reasoning_tokens, "
+    "compute_s, role, price_source, price_version, sent_at"
+)
+_REQUEST_WIDTH = _REQUEST_COLUMNS.count(",") + 1
+#: columns added after v3, with their definitions: added to older stores when they are opened
+_V4_REQUEST_COLUMNS = (
+    ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("compute_s", "REAL NOT NULL DEFAULT 0"),
+    ("role", "TEXT NOT NULL DEFAULT 'main'"),
+    ("price_source", "TEXT NOT NULL DEFAULT ''"),
+    ("price_version", "TEXT NOT NULL DEFAULT ''"),
+    ("sent_at", "REAL"),
 )
 _SAMPLE_COLUMNS = (
     "problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, prompt_tokens, "
@@ -125,7 +144,7 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) in (1, 2):
+        elif int(row[0]) in (1, 2, 3):
             with self._tx():
                 if int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
                     self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
@@ -134,6 +153,10 @@ class Store:
                 for column, kind in (("attempts", "INTEGER NOT NULL DEFAULT 1"),
                                      ("unconfirmed_usd", "REAL NOT NULL DEFAULT 0"),
                                      ("unconfirmed_tokens", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+                # v3 -> v4: requests carry their whole usage, idealized seconds, role and price source
+                for column, kind in _V4_REQUEST_COLUMNS:
                     if column not in have:
                         self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
                 self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
@@ -238,7 +261,7 @@ class Store:
         now = time.time()
         with self._tx():
             self.conn.executemany(
-                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * (_REQUEST_WIDTH + 2))})",
                 [(run_id, *_request_row(request), now) for request, _ in batch],
             )
             self.conn.executemany(
@@ -434,6 +457,7 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
     return (
         r.key, r.problem_id, r.step, r.start_index, r.n, r.seed, r.latency_s, r.busy_s, r.prompt_tokens,
         r.cached_prompt_tokens, r.completion_tokens, r.cost_usd, r.attempts, r.unconfirmed_usd, r.unconfirmed_tokens,
+        r.cache_write_tokens, r.reasoning_tokens, r.compute_s, r.role, r.price_source, r.price_version, r.sent_at,
     )  # fmt: skip
 
 
