@@ -300,6 +300,31 @@ def report(
 
 
 @app.command()
+def reprice(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    prices: Annotated[Optional[Path], typer.Option(help="TOML price file; default: each run's stored price, refreshed (genai-prices looked up again)")] = None,
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print old and new totals as JSON")] = False,
+) -> None:
+    """Recompute the stored costs of every request and sample from their stored usage (no model is called).
+
+    Example: infereco reprice runs.db --prices prices.toml
+    """
+    from infereco.reprice import reprice as reprice_store
+
+    results = reprice_store(store, prices, run_ids)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title=f"Repriced {store}", title_justify="left")
+    for header in ("run", "label", "requests", "old $", "new $", "price source"):
+        table.add_column(header, justify="right" if header in ("requests", "old $", "new $") else "left")
+    for r in results:
+        table.add_row(r.run_id, r.label, str(r.requests), f"{r.old_usd:.6g}", f"{r.new_usd:.6g}", "; ".join(r.sources))
+    out.print(table)
+
+
+@app.command()
 def sweep(
     task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,

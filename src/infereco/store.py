@@ -434,6 +434,49 @@ class Store:
             "prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3],
         }  # fmt: skip
 
+    # -- repricing ---------------------------------------------------------------------------
+    def priced_requests(self, run_id: str) -> list[dict[str, Any]]:
+        """Every request of a run with what its price needs: its usage, role, date and its samples'
+        (index, prompt tokens, completion tokens) in index order."""
+        rows = self.conn.execute(
+            "SELECT request_key, role, n, prompt_tokens, cached_prompt_tokens, cache_write_tokens, completion_tokens, "
+            "reasoning_tokens, busy_s, compute_s, COALESCE(sent_at, created_at), cost_usd, price_source, price_version "
+            "FROM requests WHERE run_id=? ORDER BY created_at, request_key",
+            (run_id,),
+        ).fetchall()
+        samples: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        for key, problem, step, index, pt, ct in self.conn.execute(
+            "SELECT request_key, problem_id, step, sample_index, prompt_tokens, completion_tokens FROM samples "
+            "WHERE run_id=? ORDER BY sample_index",
+            (run_id,),
+        ):
+            samples.setdefault(key, []).append((problem, step, index, pt, ct))
+        names = ("key", "role", "n", "prompt", "cached", "cache_write", "completion", "reasoning", "busy_s", "compute_s",
+                 "sent_at", "cost_usd", "price_source", "price_version")  # fmt: skip
+        return [{**dict(zip(names, r)), "samples": samples.get(r[0], [])} for r in rows]
+
+    def apply_prices(
+        self,
+        run_id: str,
+        requests: list[tuple[float, float, str, str, str]],
+        samples: list[tuple[float, str, str, int]],
+        config: dict[str, Any],
+    ) -> None:
+        """Write new costs in one transaction: requests as (cost, compute_s, source, version, key), samples
+        as (cost, problem, step, index), and the run's config (its prices) for later requests."""
+        with self._tx():
+            self.conn.executemany(
+                "UPDATE requests SET cost_usd=?, compute_s=?, price_source=?, price_version=? WHERE run_id=? AND request_key=?",
+                [(*r[:4], run_id, r[4]) for r in requests],
+            )
+            self.conn.executemany(
+                "UPDATE samples SET cost_usd=? WHERE run_id=? AND problem_id=? AND step=? AND sample_index=?",
+                [(c, run_id, p, st, i) for c, p, st, i in samples],
+            )
+            self.conn.execute(
+                "UPDATE runs SET config_json=?, updated_at=? WHERE run_id=?", (json.dumps(config, sort_keys=True), time.time(), run_id)
+            )
+
     # -- plumbing ---------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
         return _Transaction(self.conn)
