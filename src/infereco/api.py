@@ -216,8 +216,8 @@ def make_price(
                     f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
                     "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
                 )
-    if backend.kind == "llamacpp" and base.clock != "runtime":  # a local model's hours are idealized runtime
-        base = base.model_copy(update={"clock": "runtime"})
+    if callable(getattr(backend, "runtime_profile", None)) and base.clock != "runtime":
+        base = base.model_copy(update={"clock": "runtime"})  # a model infereco runs: hours of idealized runtime
     overrides = {
         k: v
         for k, v in {
