@@ -1,6 +1,6 @@
 """The cost `infereco run --backend openai` stores for a hosted model is genai-prices' `calc_price` of the usage.
 
-A loopback server plays 23 hosted models of OpenAI, Anthropic and Google. It answers each request
+A loopback server plays 25 hosted models of OpenAI, Anthropic and Google. It answers each request
 with a usage chosen by the test, in the provider's own wire format (OpenAI counts cached tokens
 inside `prompt_tokens`; Anthropic's `input_tokens` leaves out cache reads and writes; Gemini reports
 `thoughtsTokenCount` apart from `candidatesTokenCount`), below and above the model's tier boundary,
