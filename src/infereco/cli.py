@@ -325,6 +325,42 @@ def reprice(
 
 
 @app.command()
+def profile(
+    model: Annotated[Optional[str], typer.Option(help="embedded model name or .gguf path (default: the default model)")] = None,
+    slots: Annotated[int, typer.Option(help="parallel slots (the largest batch profiled)")] = 16,
+    remeasure: Annotated[bool, typer.Option("--remeasure", help="measure again (e.g. now that the machine is quiet)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the profile as JSON")] = False,
+) -> None:
+    """Show (measuring once) the embedded model's idealized-runtime profile that prices its requests.
+
+    Example: infereco profile --remeasure
+    """
+    import asyncio
+
+    from infereco.backends.llamacpp import LlamaCppBackend
+
+    async def go() -> Any:
+        backend = LlamaCppBackend(model, slots=slots)
+        try:
+            return await backend.runtime_profile(remeasure=remeasure)
+        finally:
+            await backend.aclose()
+
+    measured = asyncio.run(go())
+    if as_json:
+        print(measured.model_dump_json(indent=2))
+        return
+    table = Table(title=f"Idealized runtime of {model or 'the default model'} on {measured.machine} ({measured.measured_at})",
+                  title_justify="left")  # fmt: skip
+    for header in ("batch", "decode s/token", "tokens/s"):
+        table.add_column(header, justify="right")
+    for batch, seconds in sorted(measured.decode_s_per_token.items()):
+        table.add_row(str(batch), f"{seconds:.4f}", f"{1 / seconds:.1f}" if seconds > 0 else "–")
+    out.print(table)
+    out.print(f"prefill: {measured.prefill_s_per_token:.5f} s/token")
+
+
+@app.command()
 def sweep(
     task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,

@@ -9,9 +9,11 @@ a function of the tokens alone, as a hosted API's price is ("Cheaply Evaluating 
 Efficiency Metrics": idealized runtime). Wall time is still recorded beside it (`busy_s`).
 
 The profile is measured against the running llama.cpp server: one short request per batch size,
-each repeated, timed by the server process's CPU time divided by its threads (what the work needed,
-even when other processes share the cores) and by the wall clock; the smaller of the two, and the
-fastest repeat, is kept, since other work only ever slows a measurement down. It is cached on disk
+timed by the server process's CPU time divided by its threads (what the work needed, even when
+other processes share the cores) and by the wall clock; the smaller of the two is kept, since other
+work only ever slows a measurement down (`REPEATS` > 1 also keeps the fastest repeat). On a heavily
+oversubscribed machine even CPU time is inflated (threads that spin while waiting for each other):
+measure on a quiet machine, or point `INFERECO_RUNTIME_PROFILE` at a profile measured on one. It is cached on disk
 per model file, server settings and machine, so it is measured once, not per run.
 `INFERECO_RUNTIME_PROFILE=FILE` uses a profile from a JSON file instead (e.g. one measured on a
 quiet machine).
@@ -36,10 +38,10 @@ from infereco.errors import BackendError, UserError
 from infereco.prices import RuntimeProfile
 
 #: generated tokens per sequence when measuring decode: long enough that the prompt is a small part
-DECODE_TOKENS = 24
+DECODE_TOKENS = 16
 #: prompt tokens (about) when measuring prefill
 PREFILL_TEXT = " ".join(["the cost of a correct answer is what one pays for every attempt"] * 16)
-REPEATS = 2
+REPEATS = 1
 
 
 def machine() -> str:

@@ -226,18 +226,21 @@ class LlamaCppBackend:
                     count_tokens_from_logprobs=True,
                 )
 
-    async def runtime_profile(self) -> RuntimeProfile:
+    async def runtime_profile(self, remeasure: bool = False) -> RuntimeProfile:
         """Prefill and decode seconds per token of this model on this machine at each batch size
         (measured once, then read from the cache): what its requests are priced by (`infereco.runtime`)."""
-        from infereco.runtime import cached_profile, measure_profile, profile_key
+        from infereco.runtime import cached_profile, measure_profile, profile_key, profile_path
 
-        if self._profile is None:
+        if self._profile is None or remeasure:
             await self.start()
             server = self.server
             settings = {"slots": server.slots, "threads": server.threads, "ctx_per_slot": server.ctx_per_slot,
                         "args": server.command()[7:]}  # fmt: skip
+            key = profile_key(self.model_path, settings)
+            if remeasure:
+                profile_path(key).unlink(missing_ok=True)
             self._profile = await cached_profile(
-                profile_key(self.model_path, settings),
+                key,
                 lambda: measure_profile(server.base_url, self.model, server.slots, timeout_s=self._timeout_s,
                                         pid=server.process.pid if server.process else None, threads=server.threads),
             )
