@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from infereco.store import StoreFull, store_error
 from infereco.strategies import registry
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
+from infereco.usage import TokenUsage
 
 
 #: the step of the run's pool of samples (see `strategies.sampling`)
@@ -335,6 +337,8 @@ class Runner:
                 finally:
                     self.progress.status = ""
                     self.progress.changed()
+        if pending:
+            await self.resolve_runtime_prices()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)
@@ -357,6 +361,29 @@ class Runner:
         if not isinstance(self.store, RunStore):
             raise TypeError(f"{type(self.store).__name__} is a SampleLedger only: it can solve (Runner.solve), not record a run")
         return self.store
+
+    async def resolve_runtime_prices(self) -> None:
+        """Give each runtime-priced backend its profile (measured once per model and machine, then
+        read from disk) and record it with the run, so every request of the run is priced by it."""
+        changed = False
+        for served in {id(s): s for s in self._roles.values()}.values():
+            if served.price.clock != "runtime" or served.price.runtime is not None:
+                continue
+            profile = getattr(served.backend, "runtime_profile", None)
+            if profile is None:
+                continue  # no profile to be had: priced by wall time, as any hour-priced endpoint
+            self.progress.status = f"profiling {served.backend.model} once on this machine (idealized runtime)"
+            self.progress.changed()
+            try:
+                served.price = served.price.model_copy(update={"runtime": await profile()})
+            finally:
+                self.progress.status = ""
+                self.progress.changed()
+            if served.backend is self.backend:
+                self.price = served.price
+            changed = True
+        if changed and isinstance(self.store, RunStore):  # a Ray worker's ledger: the driver records the run
+            self.store.update_run(self.run_id, self.spec.default_label(self.backend), self.config())
 
     def _quietly(self, call: Callable[..., Any], *args: Any) -> None:
         """A bookkeeping write that must not hide the failure being raised (the disk may be full)."""
@@ -490,7 +517,8 @@ class Runner:
             while missing:
                 chunks = _chunks(missing, served.backend.max_samples_per_request())
                 fresh = await asyncio.gather(
-                    *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
+                    *(self._send(problem, step, chunk, messages, params, served, role) for chunk in chunks),
+                    return_exceptions=True,
                 )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
                 progressed = False
                 for outcome in fresh:
@@ -537,6 +565,7 @@ class Runner:
         messages: list[dict[str, str]],
         params: SamplingParams,
         served: _Served,
+        role: str = "main",
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -581,6 +610,7 @@ class Runner:
             # a retry after a try that may have been billed costs up to the tokens of another try
             ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
             token = served.clock.start()
+            sent_at = time.time()
             try:
                 completions = await backend.generate(request)
             except Exception as exc:
@@ -609,10 +639,21 @@ class Runner:
         # record: grade (a slow checker off the event loop, after the request left its slot), price, store
         completions = completions[: len(indices)]  # fewer than asked for: the rest is asked for again
         total_completion = sum(c.completion_tokens for c in completions)
-        busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        # priced as a whole request (tiers apply to its input tokens), then shared over its samples
+        usage = TokenUsage(
+            prompt=sum(c.prompt_tokens for c in completions),
+            cached=sum(c.cached_prompt_tokens for c in completions),
+            cache_write=sum(c.cache_write_tokens for c in completions),
+            completion=total_completion,
+            reasoning=sum(c.reasoning_tokens for c in completions),
+        )
+        charge = price.charge(
+            usage, busy_s=busy_s, batch=len(indices), when=datetime.fromtimestamp(sent_at, tz=timezone.utc)
+        )
+        costs = charge.split([c.completion_tokens for c in completions], [c.prompt_tokens for c in completions])
         graded = await grade_async(self.spec.task.checker, [c.text for c in completions], problem.answer)
         records: list[SampleRecord] = []
-        for index, completion, busy, (answer, correct) in zip(indices, completions, busy_split, graded):
+        for index, completion, cost, (answer, correct) in zip(indices, completions, costs, graded):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -628,9 +669,7 @@ class Runner:
                     completion_tokens=completion.completion_tokens,
                     reasoning_tokens=completion.reasoning_tokens,
                     latency_s=completion.latency_s,
-                    cost_usd=price.cost(
-                        completion.prompt_tokens, completion.cached_prompt_tokens, completion.completion_tokens, busy
-                    ),
+                    cost_usd=cost,
                     seed=seed,
                     logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
                 )
@@ -644,13 +683,20 @@ class Runner:
             seed=seed,
             latency_s=max((c.latency_s for c in completions), default=0.0),
             busy_s=busy_s,
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
+            prompt_tokens=usage.prompt,
+            cached_prompt_tokens=usage.cached,
             completion_tokens=total_completion,
-            cost_usd=sum(r.cost_usd for r in records),
+            cost_usd=charge.usd,
             attempts=ledger.attempts,
             unconfirmed_usd=ledger.lost_usd,
             unconfirmed_tokens=ledger.lost_tokens,
+            cache_write_tokens=usage.cache_write,
+            reasoning_tokens=usage.reasoning,
+            compute_s=charge.compute_s,
+            role=role,
+            price_source=price.source,
+            price_version=price.data_version(),
+            sent_at=sent_at,
         )
         lost_usd, lost_tokens = ledger.settle()
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
@@ -790,10 +836,10 @@ class Runner:
         prompt = prompt_token_bound(messages)
         completion = n * max_tokens
         seconds = 0.0
-        if served.price.usd_per_hour > 0 and not tokens_only:
+        if served.price.wall_priced and not tokens_only:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
-        return served.price.cost(prompt, 0, completion, seconds), prompt + completion
+        return served.price.worst_charge(prompt, completion, batch=n, busy_s=seconds), prompt + completion
 
 
 class _RetryLedger:
@@ -905,13 +951,6 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
         else:
             out.append([i])
     return out
-
-
-def _split_float(total: float, weights: list[float]) -> list[float]:
-    wsum = sum(weights)
-    if wsum <= 0:
-        return [total / len(weights)] * len(weights) if weights else []
-    return [total * w / wsum for w in weights]
 
 
 __all__ = ["RunSpec", "Runner", "Progress", "BusyClock", "stable_hash", "request_seed"]
