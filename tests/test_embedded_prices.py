@@ -22,7 +22,7 @@ def test_requests_cost_their_idealized_seconds_and_a_budget_of_twice_one_sends_i
     options = dict(level=1, strategy="majority", n=8, max_tokens=16)
     one = infereco.run("arithmetic", limit=1, store=tmp_path / "one.db", **options)
     with sqlite3.connect(tmp_path / "one.db") as conn:
-        config = json.loads(conn.execute("SELECT config_json FROM runs").fetchone()[0])
+        config = json.loads(conn.execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchone()[0])
         [(n, prompt, completion, compute_s, busy_s, cost)] = conn.execute(
             "SELECT n, prompt_tokens, completion_tokens, compute_s, busy_s, cost_usd FROM requests"
         ).fetchall()

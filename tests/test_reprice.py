@@ -63,7 +63,7 @@ def test_reprice_with_a_file_gives_what_a_run_at_those_prices_stores(tmp_path: P
     assert all(r[3].startswith("prices.toml ") for r in new_requests)
     assert result.new_usd == pytest.approx(fresh.totals["cost_usd"]) and result.old_usd > result.new_usd
     with sqlite3.connect(tmp_path / "old.db") as conn:  # a resumed run goes on with the new price
-        config = json.loads(conn.execute("SELECT config_json FROM runs").fetchone()[0])
+        config = json.loads(conn.execute("SELECT config_json FROM runs WHERE status != 'pool'").fetchone()[0])
     assert config["price"]["tiers"][0]["above_input_tokens"] == 20
 
 

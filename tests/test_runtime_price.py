@@ -71,7 +71,7 @@ def test_same_samples_cost_the_same_on_an_idle_and_a_slow_machine(tmp_path: Path
             assert compute_s == pytest.approx(PROFILE.seconds(prompt, completion, n))
             assert cost == pytest.approx(compute_s * USD_PER_HOUR / 3600)
     # the profile is stored with the run, so a resumed or repriced run keeps it
-    config = json.loads(_rows(tmp_path / "idle.db", "SELECT config_json FROM runs")[0][0])
+    config = json.loads(_rows(tmp_path / "idle.db", "SELECT config_json FROM runs WHERE status != 'pool'")[0][0])
     assert RuntimeProfile(**config["price"]["runtime"]) == PROFILE
 
 

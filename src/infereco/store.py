@@ -866,13 +866,13 @@ class Store:
             "SELECT request_key, role, n, prompt_tokens, cached_prompt_tokens, cache_write_tokens, completion_tokens, "
             "reasoning_tokens, busy_s, compute_s, COALESCE(sent_at, created_at), cost_usd, price_source, price_version "
             "FROM requests WHERE run_id=? ORDER BY created_at, request_key",
-            (run_id,),
+            (self.layout(run_id).ledger,),
         ).fetchall()
         samples: dict[str, list[tuple[str, str, int, int, int]]] = {}
         for key, problem, step, index, pt, ct in self.conn.execute(
             "SELECT request_key, problem_id, step, sample_index, prompt_tokens, completion_tokens FROM samples "
             "WHERE run_id=? ORDER BY sample_index",
-            (run_id,),
+            (self.layout(run_id).ledger,),
         ):
             samples.setdefault(key, []).append((problem, step, index, pt, ct))
         names = ("key", "role", "n", "prompt", "cached", "cache_write", "completion", "reasoning", "busy_s", "compute_s",
@@ -891,11 +891,11 @@ class Store:
         with self._tx():
             self.conn.executemany(
                 "UPDATE requests SET cost_usd=?, compute_s=?, price_source=?, price_version=? WHERE run_id=? AND request_key=?",
-                [(*r[:4], run_id, r[4]) for r in requests],
+                [(*r[:4], self.layout(run_id).ledger, r[4]) for r in requests],
             )
             self.conn.executemany(
                 "UPDATE samples SET cost_usd=? WHERE run_id=? AND problem_id=? AND step=? AND sample_index=?",
-                [(c, run_id, p, st, i) for c, p, st, i in samples],
+                [(c, self.layout(run_id).ledger, p, st, i) for c, p, st, i in samples],
             )
             self.conn.execute(
                 "UPDATE runs SET config_json=?, updated_at=? WHERE run_id=?", (json.dumps(config, sort_keys=True), time.time(), run_id)
