@@ -21,6 +21,7 @@ import platform
 import resource
 import struct
 import sys
+from typing import Callable
 
 # Landlock (linux/landlock.h); the syscall numbers are the same on every architecture
 SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
@@ -166,6 +167,29 @@ def main(argv: list[str]) -> None:
     _limit(resource.RLIMIT_FSIZE, fsize)
     _limit(resource.RLIMIT_NOFILE, nofile)
     _limit(resource.RLIMIT_CORE, 0)
+    if os.getpid() == 1:  # PID 1 of the candidate's namespace: stay as its init, run it as a child
+        _init(lambda: _confine_and_exec(mode, workdir, read_paths, program, applied, nproc))
+    _confine_and_exec(mode, workdir, read_paths, program, applied, nproc)
+
+
+def _init(child: Callable[[], None]) -> None:
+    """Fork the candidate and exit with its status (128 + signal when killed). When this PID 1
+    exits, the kernel kills every process left in the namespace. Signals the candidate sends
+    itself work as usual, which they would not for a PID 1 without handlers."""
+    pid = os.fork()
+    if pid == 0:
+        child()
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)  # reap orphans too, so their zombies do not count
+        except ChildProcessError:
+            os._exit(1)
+        if done == pid:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+            os._exit(code)
+
+
+def _confine_and_exec(mode: str, workdir: str, read_paths: str, program: list[str], applied: list[str], nproc: int) -> None:
     if mode.startswith("uid:"):  # root is exempt from RLIMIT_NPROC and from file permissions
         uid = int(mode[4:])
         os.setgroups([])
@@ -179,7 +203,7 @@ def main(argv: list[str]) -> None:
         usable = [p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.access(p, os.X_OK)]
         if not usable:
             sys.stderr.write(f"infereco-jail: no Python interpreter that uid {os.getuid()} may run\n")
-            sys.exit(126)
+            os._exit(126)
         program = [usable[0], *program[1:]]
         read_paths += os.pathsep + usable[0]
     applied += _landlock(workdir, [p for p in read_paths.split(os.pathsep) if p])
