@@ -23,7 +23,7 @@ from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
 from infereco.strategies import SEARCH_STRATEGIES, SamplingParams, make_strategy
 from infereco.strategies.sampling import uses_verifier
-from infereco.tasks import get_task
+from infereco.tasks import Task, get_task
 
 
 @dataclass
@@ -235,7 +235,7 @@ def make_price(
 
 
 def run(
-    task: str = "arithmetic",
+    task: str | Task = "arithmetic",
     *,
     level: int = 1,
     limit: int | None = None,
@@ -280,6 +280,13 @@ def run(
     accept_threshold: float = 7.0,
     executor: str = "local",
     ray_address: str | None = None,
+    task_format: str | None = None,
+    system_prompt: str | None = None,
+    prompt_template: str | None = None,
+    sandbox_packages: str | None = None,
+    grader_model: str | None = None,
+    grader_base_url: str | None = None,
+    grader_prompt: str | None = None,
 ) -> RunResult:
     """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
 
@@ -293,13 +300,24 @@ def run(
     steps are speculative: that model drafts each one and the model under test rates it, keeping
     drafts rated >= `accept_threshold` (0-9) and rewriting the rest (majority, beam, pf, epf).
 
+    `task` is a name, a file path, or a `Task` object (its problems are stored with the run, so it
+    resumes like any other). `task_format` forces a file's format (humaneval, mbpp, choice,
+    freeform, gsm8k, math); `system_prompt` (text, or "@FILE") and `prompt_template` (with
+    `{question}`-style fields) replace the format's presets and are part of the run's identity.
+    Code tasks run their tests in the sandbox with `sandbox_packages` ("site" or "stdlib");
+    free-form tasks are graded by `grader_model` [at `grader_base_url`] (default: the model under
+    test), asking `grader_prompt`, each verdict a priced request under the role "grader".
+
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
     if not 0 <= temperature <= 2:
         raise UserError(f"--temperature must be in [0, 2], got {temperature}")
-    the_task = get_task(task, level=level, limit=limit, seed=task_seed, path=data)
+    the_task = _the_task(
+        task, level=level, limit=limit, data=data, task_seed=task_seed, task_format=task_format, system_prompt=system_prompt,
+        prompt_template=prompt_template, sandbox_packages=sandbox_packages, grader_prompt=grader_prompt,
+    )  # fmt: skip
     the_backend = backend if not isinstance(backend, str) else make_backend(
         backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
         max_retries=max_retries, timeout_s=timeout_s, api=api,
@@ -325,6 +343,10 @@ def run(
         reward_price=reward_price, draft_base_url=draft_base_url, prices=prices, api_key_env=api_key_env,
         timeout_s=timeout_s, max_retries=max_retries,
     )  # fmt: skip
+    roles |= grader_roles(
+        the_task, the_backend, price, grader_model=grader_model, grader_base_url=grader_base_url, prices=prices,
+        api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
+    )  # fmt: skip
     spec = RunSpec(
         task=the_task,
         strategy=the_strategy,
@@ -337,6 +359,66 @@ def run(
     return execute(
         spec, the_backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
     )
+
+
+def _the_task(
+    task: str | Task,
+    *,
+    level: int,
+    limit: int | None,
+    data: str | None,
+    task_seed: int,
+    task_format: str | None,
+    system_prompt: str | None,
+    prompt_template: str | None,
+    sandbox_packages: str | None,
+    grader_prompt: str | None,
+) -> Task:
+    """The task to run: built by name/path, or a caller's `Task` (made resumable), with the prompt options applied."""
+    from infereco.tasks import customise
+    from infereco.tasks.prompts import read_prompt_arg
+
+    system_prompt = read_prompt_arg(system_prompt, "--system-prompt")
+    prompt_template = read_prompt_arg(prompt_template, "--prompt-template")
+    if isinstance(task, Task):
+        from infereco.tasks.stored import resumable
+
+        return customise(resumable(task), system_prompt=system_prompt, prompt_template=prompt_template,
+                         packages=sandbox_packages, grader_prompt=grader_prompt)  # fmt: skip
+    if not isinstance(task, str):
+        raise UserError(f"task must be a name, a file path or a Task, got {type(task).__name__}")
+    return get_task(
+        task, level=level, limit=limit, seed=task_seed, path=data, format=task_format, system_prompt=system_prompt,
+        prompt_template=prompt_template, packages=sandbox_packages, grader_prompt=grader_prompt,
+    )  # fmt: skip
+
+
+def grader_roles(
+    task: Task,
+    main: Backend,
+    main_price: Price,
+    *,
+    grader_model: str | None = None,
+    grader_base_url: str | None = None,
+    prices: str | Path | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout_s: float = 600.0,
+    max_retries: int = 5,
+) -> dict[str, tuple[Backend, Price]]:
+    """The "grader" role of a task graded by a model (free-form): the model under test unless
+    `grader_model` names another (embedded, or with `grader_base_url` on an OpenAI-compatible
+    server, priced from `prices` or genai-prices). A grader flag on a task without one is an error."""
+    role = getattr(task.checker, "role", None)
+    if role is None:
+        if grader_model is not None or grader_base_url is not None:
+            raise UserError(f"--grader-model/--grader-base-url apply to free-form tasks only; {task.name} is graded by {task.checker.name}")
+        return {}
+    if grader_model is None and grader_base_url is None:
+        return {role: (main, main_price)}
+    kind = "openai" if grader_base_url else "llamacpp"
+    grader = make_backend(kind, model=grader_model, base_url=grader_base_url, api_key_env=api_key_env,
+                          timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
+    return {role: (grader, make_price(grader, prices=prices))}
 
 
 def execute(
@@ -504,6 +586,7 @@ def spec_from_config(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
+    problems: Sequence[Any] | None = None,
 ) -> tuple[RunSpec, Backend, Price, dict[str, tuple[Backend, Price]]]:
     """Rebuild a run's spec, backend, price and other backend roles from its stored config (for `--resume`).
 
@@ -511,7 +594,12 @@ def spec_from_config(
     samples, and a run that failed on timeouts is resumed precisely with a longer `--timeout`.
     """
     try:
-        task = get_task(**config["task"])
+        if config["task"].get("name") == "stored":  # a Task built in Python: rebuilt from the run's problems
+            from infereco.tasks.stored import stored_task
+
+            task = stored_task(config["task"], list(problems or []))
+        else:
+            task = get_task(**config["task"])
         strat = dict(config["strategy"])
         name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
         search = {k: v for k, v in strat.items() if k != "stepwise"}  # each strategy takes the options it has
@@ -579,10 +667,28 @@ def resume(
             stored = db.latest_unfinished()
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
-    spec, backend, price, roles = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
+        problems = db.problems(stored["run_id"])
+    spec, backend, price, roles = spec_from_config(
+        stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries, problems=problems
+    )
+    if spec.run_id(backend) != stored["run_id"]:
+        raise UserError(_changed_data(stored["run_id"], spec.task, problems))
     return execute(
         spec, backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
     )
+
+
+def _changed_data(run_id: str, task: Task, stored: Sequence[Any]) -> str:
+    """One line for a resume whose task no longer matches what the run recorded (an edited file)."""
+    now = {p.id: (p.prompt, p.answer) for p in task.problems}
+    before = {p.id: (p.prompt, p.answer) for p in stored}
+    changed = sorted(k for k in now.keys() & before.keys() if now[k] != before[k])
+    added, removed = sorted(now.keys() - before.keys()), sorted(before.keys() - now.keys())
+    parts = [f"{label} {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+             for label, ids in (("changed:", changed), ("new:", added), ("gone:", removed)) if ids]  # fmt: skip
+    what = "; ".join(parts) or "the prompt or the checker changed"
+    return (f"--resume: the task's data changed since run {run_id} started ({what}); "
+            "rerun with the run's flags to start a new run on the new data")  # fmt: skip
 
 
 _VERIFIER_OPTIONS = ("verifier", "judge_model", "judge_base_url", "reward_url", "reward_model", "reward_price")

@@ -104,7 +104,14 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
 def run(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of these flags (flag names as keys); flags given here win")] = None,
-    task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
+    task: Annotated[str, typer.Option(help="arithmetic, humaneval, gsm8k, math, mbpp, choice, freeform, or a .jsonl/.csv file")] = "arithmetic",
+    task_format: Annotated[Optional[str], typer.Option("--format", help="a file's format: auto (from the first row), humaneval, mbpp, choice, freeform, gsm8k, math")] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="system prompt TEXT or @FILE (default: the format's preset; '' for none)")] = None,
+    prompt_template: Annotated[Optional[str], typer.Option(help="user message TEXT or @FILE with fields such as {question} (multiple choice: {choices}, {letters})")] = None,
+    sandbox_packages: Annotated[Optional[str], typer.Option(help="code tasks: site (installed packages importable, default) or stdlib")] = None,
+    grader_model: Annotated[Optional[str], typer.Option(help="free-form tasks: the model that grades answers (default: the model under test)")] = None,
+    grader_base_url: Annotated[Optional[str], typer.Option(help="free-form tasks: an OpenAI-compatible server for --grader-model")] = None,
+    grader_prompt: Annotated[Optional[str], typer.Option(help="free-form tasks: the grader's yes/no question, with {question}, {reference}, {answer}")] = None,
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 1,
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
     data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
@@ -182,7 +189,9 @@ def run(
         pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
         draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
         stop_confidence=stop_confidence, stop_margin=stop_margin, executor=executor, ray_address=ray_address,
-        submit=submit,
+        submit=submit, task_format=task_format, system_prompt=system_prompt, prompt_template=prompt_template,
+        sandbox_packages=sandbox_packages, grader_model=grader_model, grader_base_url=grader_base_url,
+        grader_prompt=grader_prompt,
     )  # fmt: skip
     from_file: dict[str, Any] = {}
     if config is not None:
@@ -237,6 +246,9 @@ def _run_or_resume(
                 reward_url=o["reward_url"], reward_model=o["reward_model"], reward_price=o["reward_price"],
                 search=_strategy_options(o), draft_model=o["draft_model"], draft_base_url=o["draft_base_url"],
                 accept_threshold=o["accept_threshold"], executor=o["executor"], ray_address=o["ray_address"],
+                task_format=o["task_format"], system_prompt=o["system_prompt"], prompt_template=o["prompt_template"],
+                sandbox_packages=o["sandbox_packages"], grader_model=o["grader_model"],
+                grader_base_url=o["grader_base_url"], grader_prompt=o["grader_prompt"],
             )  # fmt: skip
     return result
 
@@ -301,7 +313,14 @@ def report(
 
 @app.command()
 def sweep(
-    task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
+    task: Annotated[str, typer.Option(help="arithmetic, humaneval, gsm8k, math, mbpp, choice, freeform, or a .jsonl/.csv file")] = "arithmetic",
+    task_format: Annotated[Optional[str], typer.Option("--format", help="a file's format: auto (from the first row), humaneval, mbpp, choice, freeform, gsm8k, math")] = None,
+    system_prompt: Annotated[Optional[str], typer.Option(help="system prompt TEXT or @FILE (default: the format's preset; '' for none)")] = None,
+    prompt_template: Annotated[Optional[str], typer.Option(help="user message TEXT or @FILE with fields such as {question} (multiple choice: {choices}, {letters})")] = None,
+    sandbox_packages: Annotated[Optional[str], typer.Option(help="code tasks: site (installed packages importable, default) or stdlib")] = None,
+    grader_model: Annotated[Optional[str], typer.Option(help="free-form tasks: the model that grades answers (default: the model under test)")] = None,
+    grader_base_url: Annotated[Optional[str], typer.Option(help="free-form tasks: an OpenAI-compatible server for --grader-model")] = None,
+    grader_prompt: Annotated[Optional[str], typer.Option(help="free-form tasks: the grader's yes/no question, with {question}, {reference}, {answer}")] = None,
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = 20,
     data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,

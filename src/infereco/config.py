@@ -39,6 +39,13 @@ class RunConfig(BaseModel):
     limit: Optional[int] = Field(None, ge=1)
     data: Optional[str] = None
     task_seed: Optional[int] = None
+    task_format: Optional[str] = Field(None, alias="format")
+    system_prompt: Optional[str] = None
+    prompt_template: Optional[str] = None
+    sandbox_packages: Optional[Literal["site", "stdlib"]] = None
+    grader_model: Optional[str] = None
+    grader_base_url: Optional[str] = Field(None, pattern=r"^https?://")
+    grader_prompt: Optional[str] = None
     strategy: Optional[str] = None
     verifier: Optional[str] = None
     judge_model: Optional[str] = None

@@ -54,6 +54,9 @@ class RunSpec:
             ident.pop(volatile, None)  # how the same model is served does not change what it samples
         return {
             "task": self.task.spec,
+            # what the problems ask and expect, the rendered prompt and the checker: an edited row
+            # or a changed prompt is another run, never a silent reuse of the old samples
+            "content": self.task.digest(),
             "backend": ident,
             "strategy": self.strategy.describe(),
             "sampling": _sampling_identity(self.params),
@@ -334,7 +337,7 @@ class Runner:
                 self.progress.samples_reused += reused
             chunks = _chunks(missing, served.backend.max_samples_per_request())
             fresh = await asyncio.gather(
-                *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
+                *(self._send(problem, step, chunk, messages, params, served, role) for chunk in chunks), return_exceptions=True
             )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
             over_budget = None
             for outcome in fresh:
@@ -361,6 +364,7 @@ class Runner:
         messages: list[dict[str, str]],
         params: SamplingParams,
         served: _Served,
+        role: str = "main",
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -413,12 +417,11 @@ class Runner:
                 self._failure = self._failure or exc
                 raise
             busy_s = served.clock.stop(token)
-        checker = self.spec.task.checker
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        verdicts = await self._grade(problem, [c.text for c in completions], role)
         records: list[SampleRecord] = []
-        for index, completion, busy in zip(indices, completions, busy_split, strict=True):
-            answer = checker.extract(completion.text)
+        for index, completion, busy, (answer, correct) in zip(indices, completions, busy_split, verdicts, strict=True):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -428,7 +431,7 @@ class Runner:
                     text=completion.text,
                     finish_reason=completion.finish_reason,
                     answer=answer,
-                    correct=checker.is_correct(answer, problem.answer),
+                    correct=correct,
                     prompt_tokens=completion.prompt_tokens,
                     cached_prompt_tokens=completion.cached_prompt_tokens,
                     completion_tokens=completion.completion_tokens,
@@ -471,6 +474,19 @@ class Runner:
         p.changed()
         return records
 
+
+    async def _grade(self, problem: Problem, texts: list[str], role: str) -> list[tuple[str | None, bool]]:
+        """(answer, correct) per completion. A checker with an async `grade` (code run in the
+        sandbox in a worker thread, a judge model asked under the "grader" role) grades the model
+        under test's samples; other roles' texts (a judge's verdict, a drafter's step) get no answer."""
+        checker = self.spec.task.checker
+        grade = getattr(checker, "grade", None)
+        if grade is None:
+            return [(a, checker.is_correct(a, problem.answer)) for a in map(checker.extract, texts)]
+        if role != "main":
+            return [(None, False)] * len(texts)
+        ctx = _ProblemContext(self, problem)
+        return list(await asyncio.gather(*(grade(text, problem, ctx) for text in texts)))
 
     async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Store a request with its samples: group commit of everything that arrives in one loop turn.
