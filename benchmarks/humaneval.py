@@ -16,6 +16,7 @@ import json
 import time
 
 import infereco as ie
+from infereco.api import make_backend
 from infereco.metrics import summarize
 
 
@@ -27,13 +28,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="T=0.8 run: samples per problem")
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (1 on a crowded machine: no spinning barriers)")
     parser.add_argument("--skip-sampled", action="store_true")
     args = parser.parse_args()
 
     out: dict[str, object] = {"model": "qwen2.5-coder-0.5b-instruct (Q4_K_M GGUF, llama.cpp)", "max_tokens": args.max_tokens}
     started = time.perf_counter()
+    backend = make_backend("llamacpp", concurrency=args.concurrency, threads=args.threads)
     greedy = ie.run("humaneval", limit=args.problems, strategy="repeated", n=1, temperature=0.0,
-                    max_tokens=args.max_tokens, concurrency=args.concurrency, store=args.store)  # fmt: skip
+                    max_tokens=args.max_tokens, backend=backend, store=args.store)  # fmt: skip
     g = greedy.summary
     out["greedy"] = {
         "problems": g["n_problems"], "pass@1": g["accuracy"], "completion_tokens_mean": g["tokens"]["completion_mean"],
@@ -43,7 +46,8 @@ def main() -> None:
     if not args.skip_sampled:
         started = time.perf_counter()
         sampled = ie.run("humaneval", limit=args.sampled_problems, strategy="majority", n=args.n, temperature=0.8,
-                         max_tokens=args.max_tokens, concurrency=max(1, args.concurrency // 4), store=args.store)  # fmt: skip
+                         max_tokens=args.max_tokens, store=args.store,
+                         backend=make_backend("llamacpp", concurrency=max(1, args.concurrency // 4), threads=args.threads))  # fmt: skip
         s = summarize(sampled.pool, ks=list(range(1, args.n + 1)))
         out["sampled"] = {
             "problems": s["n_problems"], "n": args.n, "temperature": 0.8, "ks": s["ks"],
