@@ -68,8 +68,12 @@ def sanitize(text: str, entry_point: str | None = None, prompt: str = "") -> str
     candidates: list[tuple[ast.Module, str]] = []
     for block in _blocks(text):
         tree = _parse_prefix(block)
-        if tree is not None and tree.body:
+        if tree is not None and tree.body and not (block[:1].isspace() and entry_point and not _defines(tree, entry_point)):
             candidates.append((tree, block))
+        elif entry_point and prompt:  # a completion-style reply: the indented body of the prompt's function
+            completed = _parse_prefix(prompt.rstrip() + "\n" + block.rstrip())
+            if completed is not None and _defines(completed, entry_point):
+                candidates.append((completed, block))
     if not candidates:
         return None
     defining = [c for c in candidates if entry_point and _defines(c[0], entry_point)]
