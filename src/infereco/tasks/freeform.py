@@ -58,10 +58,13 @@ class JudgeChecker:
         return {"name": self.name, "prompt": self.prompt, "max_tokens": self.max_tokens}
 
     def extract(self, text: str) -> str | None:
-        answer = ExactChecker().extract(text)
-        if answer is None:
-            return None
-        return answer[:_MAX_ANSWER_CHARS]
+        """The answer as written (case kept: the grader reads it), from the last "Answer:" line, else
+        the last non-empty line."""
+        tails = [line.split(":", 1)[1] for line in text.split("\n") if re.match(r"\W*answer\W*:", line, re.IGNORECASE)]
+        lines = [line for line in text.split("\n") if line.strip()]
+        raw = tails[-1] if tails and tails[-1].strip() else (lines[-1] if lines else "")
+        answer = re.sub(r"[\s*_`\"']+$", "", re.sub(r"^[\s*_`\"']+", "", raw))
+        return answer[:_MAX_ANSWER_CHARS] or None
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         """Without a grader at hand (an oracle verifier), only an exact match counts."""
