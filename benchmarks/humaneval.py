@@ -30,10 +30,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (1 on a crowded machine: no spinning barriers)")
     parser.add_argument("--skip-sampled", action="store_true")
+    parser.add_argument("--skip-greedy", action="store_true", help="only the T=0.8 run (e.g. in a second process)")
     args = parser.parse_args()
 
     out: dict[str, object] = {"model": "qwen2.5-coder-0.5b-instruct (Q4_K_M GGUF, llama.cpp)", "max_tokens": args.max_tokens}
     started = time.perf_counter()
+    if not args.skip_greedy:
+        greedy(args, out, started)
+    if not args.skip_sampled:
+        sampled(args, out)
+    print(json.dumps(out, indent=2, default=str))
+
+
+def greedy(args: argparse.Namespace, out: dict[str, object], started: float) -> None:
     backend = make_backend("llamacpp", concurrency=args.concurrency, threads=args.threads)
     greedy = ie.run("humaneval", limit=args.problems, strategy="repeated", n=1, temperature=0.0,
                     max_tokens=args.max_tokens, backend=backend, store=args.store)  # fmt: skip
@@ -43,20 +52,21 @@ def main() -> None:
         "completion_tokens": greedy.totals.get("completion_tokens"), "cost_usd": greedy.totals.get("cost_usd"),
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
-    if not args.skip_sampled:
-        started = time.perf_counter()
-        sampled = ie.run("humaneval", limit=args.sampled_problems, strategy="majority", n=args.n, temperature=0.8,
-                         max_tokens=args.max_tokens, store=args.store,
-                         backend=make_backend("llamacpp", concurrency=max(1, args.concurrency // 4), threads=args.threads))  # fmt: skip
-        s = summarize(sampled.pool, ks=list(range(1, args.n + 1)))
-        out["sampled"] = {
-            "problems": s["n_problems"], "n": args.n, "temperature": 0.8, "ks": s["ks"],
-            "pass_at_k": s["pass_at_k"], "majority_at_k": s["majority_at_k"],
-            "completion_tokens_mean": s["tokens"]["completion_mean"],
-            "completion_tokens": sampled.totals.get("completion_tokens"), "cost_usd": sampled.totals.get("cost_usd"),
-            "seconds": round(time.perf_counter() - started, 1),
-        }  # fmt: skip
-    print(json.dumps(out, indent=2, default=str))
+
+
+def sampled(args: argparse.Namespace, out: dict[str, object]) -> None:
+    started = time.perf_counter()
+    sampled = ie.run("humaneval", limit=args.sampled_problems, strategy="majority", n=args.n, temperature=0.8,
+                     max_tokens=args.max_tokens, store=args.store,
+                     backend=make_backend("llamacpp", concurrency=max(1, args.concurrency // 4), threads=args.threads))  # fmt: skip
+    s = summarize(sampled.pool, ks=list(range(1, args.n + 1)))
+    out["sampled"] = {
+        "problems": s["n_problems"], "n": args.n, "temperature": 0.8, "ks": s["ks"],
+        "pass_at_k": s["pass_at_k"], "majority_at_k": s["majority_at_k"],
+        "completion_tokens_mean": s["tokens"]["completion_mean"],
+        "completion_tokens": sampled.totals.get("completion_tokens"), "cost_usd": sampled.totals.get("cost_usd"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":
