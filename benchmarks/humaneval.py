@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (1 on a crowded machine: no spinning barriers)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per request (a crowded CPU decodes slowly)")
     parser.add_argument("--skip-sampled", action="store_true")
     parser.add_argument("--skip-greedy", action="store_true", help="only the T=0.8 run (e.g. in a second process)")
     args = parser.parse_args()
@@ -43,7 +44,7 @@ def main() -> None:
 
 
 def greedy(args: argparse.Namespace, out: dict[str, object], started: float) -> None:
-    backend = make_backend("llamacpp", concurrency=args.concurrency, threads=args.threads)
+    backend = make_backend("llamacpp", concurrency=args.concurrency, threads=args.threads, timeout_s=args.timeout)
     greedy = ie.run("humaneval", limit=args.problems, strategy="repeated", n=1, temperature=0.0,
                     max_tokens=args.max_tokens, backend=backend, store=args.store)  # fmt: skip
     g = greedy.summary
@@ -58,7 +59,8 @@ def sampled(args: argparse.Namespace, out: dict[str, object]) -> None:
     started = time.perf_counter()
     sampled = ie.run("humaneval", limit=args.sampled_problems, strategy="majority", n=args.n, temperature=0.8,
                      max_tokens=args.max_tokens, store=args.store,
-                     backend=make_backend("llamacpp", concurrency=max(1, args.concurrency // 4), threads=args.threads))  # fmt: skip
+                     backend=make_backend("llamacpp", concurrency=max(1, args.concurrency // 4), threads=args.threads,
+                                          timeout_s=args.timeout))  # fmt: skip
     s = summarize(sampled.pool, ks=list(range(1, args.n + 1)))
     out["sampled"] = {
         "problems": s["n_problems"], "n": args.n, "temperature": 0.8, "ks": s["ks"],
