@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default="humaneval.db")
     parser.add_argument("--problems", type=int, default=None, help="greedy run: first N problems (default all 164)")
-    parser.add_argument("--sampled-problems", type=int, default=20, help="T=0.8 run: first N problems")
+    parser.add_argument("--sampled-problems", type=int, default=40, help="T=0.8 run: first N problems")
     parser.add_argument("--n", type=int, default=8, help="T=0.8 run: samples per problem")
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=8)
