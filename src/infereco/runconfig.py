@@ -55,7 +55,7 @@ class _Core(BaseModel):
 
     # -- task
     task: str = Field("arithmetic", description="arithmetic, humaneval, gsm8k, math, mbpp, choice, freeform, or a .jsonl/.csv file")
-    level: int = Field(1, ge=1, le=5, description="arithmetic difficulty 1..5")
+    level: int = Field(3, ge=1, le=5, description="arithmetic difficulty 1..5 (3, as demo and sweep)")
     limit: Optional[int] = Field(None, ge=1, description="use the first N problems")
     data: Optional[str] = Field(None, description="dataset file for --task gsm8k/math")
     task_seed: int = Field(0, description="seed of the generated arithmetic problems")
@@ -86,6 +86,9 @@ class _Core(BaseModel):
         json_schema_extra={"metavar": "URL", **_SESSION},
     )  # fmt: skip
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable holding the API key (never stored)", json_schema_extra=_SESSION)
+    judge_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--judge-base-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
+    draft_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--draft-base-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
+    reward_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--reward-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
     concurrency: Optional[int] = Field(None, ge=1, description="requests in flight (default: 2 embedded, 8 openai)", json_schema_extra=_SESSION)
     max_n: Optional[int] = Field(None, ge=1, description="samples per request ('n'); 1 for servers that ignore n")
     max_retries: int = Field(5, ge=0, description="retries of a failed request (openai backend)", json_schema_extra=_SESSION)
@@ -112,7 +115,7 @@ class _Core(BaseModel):
     # -- execution
     executor: Literal["local", "ray"] = Field("local", description="local (one process) or ray (problems sharded over a Ray cluster; pip install 'infereco[ray]')", json_schema_extra=_SESSION)
     ray_address: Optional[str] = Field(None, description="with --executor ray: the cluster to join (e.g. auto, ray://host:10001); default a local one", json_schema_extra=_SESSION)
-    label: Optional[str] = Field(None, description="the run's name in tables and plots (default: model / strategy N=…)", json_schema_extra={"cli": False, **_SESSION})
+    label: Optional[str] = Field(None, description="a name for the run in tables, plots and `infereco runs` (default: model / strategy N=…; not part of its identity)", json_schema_extra={"flag": "--name", **_SESSION})
 
     @field_validator("store", "prices", "data", mode="before")
     @classmethod
@@ -159,6 +162,10 @@ class RunConfig(
         """Refuse an option the chosen strategy (or the option it depends on) cannot use: it would be
         silently ignored, and the run would not be the experiment the user asked for."""
         from infereco.strategies.registry import entry, takers
+        from infereco.validate import check_run_options
+
+        # first: finite and in range (upper bounds too), URLs that parse and carry no user:password@
+        check_run_options(self.model_dump())
 
         chosen = entry(self.strategy)
         given = {k for k in STRATEGY_OPTIONS if _set(getattr(self, k))}
