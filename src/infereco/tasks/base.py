@@ -47,6 +47,8 @@ class Task:
     step_delimiter: str = "\n\n"
     #: the user message: `{question}` and the problem's other fields (see `infereco.tasks.prompts`)
     prompt_template: str = "{question}"
+    #: the digest of the whole task, kept when a shard of its problems is solved elsewhere (Ray workers)
+    pinned_digest: str | None = field(default=None, compare=False)
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         """Chat messages for one problem: the task's system prompt (none when empty: the model's chat
@@ -62,7 +64,7 @@ class Task:
         run's identity, so an edited row or a changed prompt is a new run, never a silent reuse."""
         from infereco.tasks.prompts import content_digest
 
-        return content_digest(self)
+        return self.pinned_digest or content_digest(self)
 
     def __len__(self) -> int:
         return len(self.problems)
