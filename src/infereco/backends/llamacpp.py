@@ -221,7 +221,7 @@ class LlamaCppBackend:
                     max_retries=2,
                     concurrency=self.max_concurrency(),
                     max_n=self.server.slots,
-                    count_tokens_from_logprobs=True,
+                    llamacpp=True,  # per-choice token counts by streaming, not logprobs (see backends.sse)
                 )
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:

@@ -33,6 +33,7 @@ import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
 from infereco.backends.endpoints import EndpointPool
+from infereco.backends.sse import StreamError, merge_stream
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 
@@ -118,7 +119,11 @@ class OpenAIBackend:
         api: str = "chat",
         eject_after: int = 3,
         cooldown_s: float = 5.0,
+        llamacpp: bool | None = None,
     ) -> None:
+        """`llamacpp`: whether the endpoints are llama.cpp servers (per-choice token counts come from
+        a streamed answer there, see `infereco.backends.sse`); None learns it once per endpoint, from
+        its `GET /props`, before the first request for several choices is sent."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
@@ -144,9 +149,12 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.max_n = max(1, max_n) if send_n else 1
         self.extra_body = dict(extra_body or {})
-        # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
-        # gives one entry per generated token of every choice, i.e. exact per-sample counts.
+        # per-choice counts from logprobs (one entry per generated token): only for callers that
+        # want them; llama.cpp's servers give exact per-choice counts by streaming instead
         self.count_tokens_from_logprobs = count_tokens_from_logprobs
+        # which endpoints are llama.cpp servers, whose `usage` covers the first of n choices only
+        self._llamacpp: dict[str, bool] = {u: llamacpp for u in self.base_urls} if llamacpp is not None else {}
+        self._learning: asyncio.Lock | None = None
         self._client: aiohttp.ClientSession | None = None
         self._rng = random.Random()
 
@@ -189,7 +197,36 @@ class OpenAIBackend:
         """Where requests go, relative to `base_url`."""
         return "/chat/completions" if self.api == "chat" else "/completions"
 
-    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+    async def _learn_servers(self) -> None:
+        """Ask each endpoint not yet known whether it is llama.cpp (`GET /props`), once, before the
+        first request for several choices: that decides how its per-choice token counts are read.
+        Any failure means "not llama.cpp": the request then goes out as a plain one."""
+        if all(u in self._llamacpp for u in self.base_urls):
+            return
+        if self._learning is None:
+            self._learning = asyncio.Lock()
+        async with self._learning:
+            unknown = [u for u in self.base_urls if u not in self._llamacpp]
+            found = await asyncio.gather(*(self._is_llamacpp(u) for u in unknown))
+            self._llamacpp.update(zip(unknown, found))
+
+    async def _is_llamacpp(self, url: str) -> bool:
+        root = url[: -len("/v1")] if url.endswith("/v1") else url
+        try:
+            timeout = aiohttp.ClientTimeout(total=min(10.0, self.timeout_s))
+            async with self._http().get(f"{root}/props", timeout=timeout, proxy=self._proxies[url]) as raw:
+                if raw.status != 200:
+                    return False
+                data = json.loads(await raw.read())
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return False
+        return isinstance(data, dict) and "default_generation_settings" in data and "total_slots" in data
+
+    def _streams(self, url: str, request: GenerationRequest) -> bool:
+        """Whether this request goes to this endpoint as a stream (llama.cpp, several choices)."""
+        return request.n > 1 and self._llamacpp.get(url, False)
+
+    def _body(self, request: GenerationRequest, stream: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model}
         if self.api == "chat":
             body["messages"] = [dict(m) for m in request.messages]
@@ -219,6 +256,9 @@ class OpenAIBackend:
             else:  # the completions API takes the number of alternatives per token; at least 1,
                 # since llama.cpp's server returns no logprobs at all for 0 (OpenAI, vLLM: sampled only)
                 body["logprobs"] = max(request.top_logprobs, 1)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         body.update(self.extra_body)
         return body
 
@@ -236,13 +276,19 @@ class OpenAIBackend:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = self._path()
-        payload = json.dumps(self._body(request)).encode()
+        if request.n > 1:
+            await self._learn_servers()
+        payloads: dict[bool, bytes] = {}
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
         url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
             endpoint = self.endpoints.acquire()
             url = f"{endpoint.url}{path}"
+            stream = self._streams(endpoint.url, request)
+            if stream not in payloads:
+                payloads[stream] = json.dumps(self._body(request, stream)).encode()
+            payload = payloads[stream]
             started = time.perf_counter()
             retry_after: float | None = None
             healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
@@ -268,7 +314,7 @@ class OpenAIBackend:
                 healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     try:
-                        return self._parse(response, request, latency)
+                        return self._parse(response, request, latency, stream)
                     except _GarbledAnswer as exc:
                         healthy = False  # a server that garbles its answers is not a healthy one
                         last_reason = self._redact(str(exc))
@@ -286,13 +332,15 @@ class OpenAIBackend:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
-    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
+    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float, streamed: bool = False) -> list[Completion]:
         url = str(response.request.url)
         try:
-            data = response.json()
+            data = merge_stream(response.content, self.api) if streamed else response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
             if not all(isinstance(c, dict) for c in choices):
                 raise TypeError("a choice is not an object")
+        except StreamError as exc:
+            raise _GarbledAnswer(f"{url}: streamed answer is not whole ({exc})") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
             detail = " ".join(str(exc).split())[:120]
@@ -330,16 +378,21 @@ class OpenAIBackend:
         reasoning_total = _count(
             completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None, 0
         )
-        # Per-choice completion tokens: exact from logprobs when present, else by text length.
-        if all(lp is not None for lp in logprobs) and (
+        # Per-choice completion tokens: the server's own count of each choice where it gives one
+        # (a streamed llama.cpp answer), else exact from logprobs when present, else by text length.
+        per_choice = [_count(u.get("completion_tokens"), -1) if isinstance(u := c.get("usage"), dict) else -1 for c in choices]
+        if all(count >= 0 for count in per_choice):
+            completion_split = per_choice
+        elif all(lp is not None for lp in logprobs) and (
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
         ):
             completion_split = [len(lp or []) for lp in logprobs]
         elif n > 1 and isinstance(data.get("timings"), dict):
             # llama.cpp's server (it adds "timings") counts only the first choice in `usage` when
-            # n > 1. Estimate the others from their length at the first choice's tokens per
-            # character, and ask for logprobs from now on, which give exact per-choice counts.
-            self.count_tokens_from_logprobs = True
+            # n > 1, and its `/props` did not say what it is (a proxy in front?). Estimate the others
+            # from their length at the first choice's tokens per character, and stream from now on,
+            # which gives the server's own count of every choice.
+            self._llamacpp[url[: -len(self._path())]] = True
             per_char = completion_total / max(len(texts[0]), 1)
             completion_split = [completion_total] + [max(1, round(len(t) * per_char)) for t in texts[1:]]
         else:
