@@ -20,6 +20,7 @@ from typing import Any
 from infereco.backends.base import Backend, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
+from infereco.errors import BackendError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
@@ -47,6 +48,9 @@ class RunSpec:
     params: SamplingParams = SamplingParams()
     seed: int = 0
     label: str | None = None
+    #: the run description it was assembled from (`RunConfig.stored()`), kept with the run so that
+    #: `--resume` and Ray workers rebuild it; not part of its identity
+    description: dict[str, Any] | None = field(default=None, compare=False)
 
     def identity(self, backend: Backend) -> dict[str, Any]:
         ident = dict(backend.describe())
@@ -128,6 +132,8 @@ class Progress:
     requests_sent: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    #: what the run is doing when it is not sampling (e.g. a model server loading), "" while it samples
+    status: str = ""
     started: float = field(default_factory=time.perf_counter)
     on_change: Callable[[Progress], None] | None = None
 
@@ -192,9 +198,12 @@ class Runner:
         budget: Budget | None = None,
         problem_budget: tuple[float | None, int | None] = (None, None),
         roles: dict[str, tuple[Backend, Price]] | None = None,
+        lanes: dict[int, tuple[asyncio.Semaphore, BusyClock]] | None = None,
     ) -> None:
         """`roles` names further backends a strategy may ask for (see `SamplingContext.sample`);
-        a role given the main backend object shares its concurrency limit and its machine clock."""
+        a role given the main backend object shares its concurrency limit and its machine clock.
+        `lanes` (by `id(backend)`) shares those with other Runners: `infereco serve` runs one Runner
+        per HTTP request, and all of them must queue for the same upstream and split its machine time."""
         self.spec = spec
         self.backend = backend
         self.store = store
@@ -206,8 +215,13 @@ class Runner:
         self._roles: dict[str, _Served] = {}
         for role, (b, p) in {"main": (backend, price), **(roles or {})}.items():
             if id(b) not in served:
-                clock = self.clock if b is backend else BusyClock()
-                served[id(b)] = _Served(b, p, asyncio.Semaphore(max(1, b.max_concurrency())), clock)
+                if lanes is not None and id(b) in lanes:
+                    slots, clock = lanes[id(b)]
+                else:
+                    slots, clock = asyncio.Semaphore(max(1, b.max_concurrency())), self.clock if b is backend else BusyClock()
+                    if lanes is not None:
+                        lanes[id(b)] = (slots, clock)
+                served[id(b)] = _Served(b, p, slots, clock)
             self._roles[role] = served[id(b)]
         self._failure: BaseException | None = None  # the first request that failed for good
         self._n = int(spec.strategy.describe().get("n", 1))
@@ -220,10 +234,14 @@ class Runner:
         self.problems_at_budget: set[str] = set()
         self.problems_over_budget: list[str] = []  # the unsolved ones
         self._pending_writes: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        #: passed to one-sample requests as `GenerationRequest.on_text`: stream their text (serve)
+        self.on_text: Callable[[str], None] | None = None
         self._flushed: asyncio.Future[None] | None = None
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        if self.spec.description is not None:
+            config["description"] = self.spec.description
         others = {r: {"backend": s.backend.describe(), "price": s.price.describe()} for r, s in self._roles.items() if r != "main"}
         if others:
             config["roles"] = others
@@ -240,7 +258,14 @@ class Runner:
         for backend in self.backends:
             start = getattr(backend, "start", None)
             if start is not None and pending:
-                await start()
+                # a local model server may take minutes to load: say so rather than sit silent
+                self.progress.status = f"starting {backend.model} (loading the model server)"
+                self.progress.changed()
+                try:
+                    await start()
+                finally:
+                    self.progress.status = ""
+                    self.progress.changed()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)
@@ -346,12 +371,26 @@ class Runner:
                     for record in outcome:
                         stored[record.index] = record
             got = [stored[i] for i in range(n) if i in stored]
+            if params.logprobs or params.top_logprobs > 0:
+                self._require_logprobs(got, step, role, served.backend)
             if len(got) < n:
                 affordable = got[: next((k for k, s in enumerate(got) if s.index != k), len(got))]  # a prefix 0..m-1
                 if over_budget is not None and affordable:
                     return affordable
                 raise over_budget or _ProblemOverBudget()
             return got
+
+    def _require_logprobs(self, records: list[SampleRecord], step: str, role: str, backend: Backend) -> None:
+        """Stop the run at the first answer that lacks the logprobs its step asked for.
+
+        A judge's P(yes) and a speculative rating are read from logprobs; a server that does not
+        return them (only its answer tells) would make every such score a constant, paid for.
+        """
+        if all(r.logprobs_json is not None for r in records):
+            return
+        exc = _no_logprobs(role, step, backend)
+        self._failure = self._failure or exc
+        raise exc
 
     async def _send(
         self,
@@ -378,6 +417,7 @@ class Runner:
             top_logprobs=params.top_logprobs,
             key=f"{self.run_id}/{key}",
             retry_gate=ledger.gate,
+            on_text=self.on_text,
         )
         backend, price = served.backend, served.price
         async with served.slots:
@@ -413,6 +453,9 @@ class Runner:
                 self._failure = self._failure or exc
                 raise
             busy_s = served.clock.stop(token)
+            if request.logprobs and any(c.logprobs is None for c in completions):
+                # stored below (it was paid for); no other request starts: `sample` raises this
+                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
         checker = self.spec.task.checker
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
@@ -569,6 +612,19 @@ class _RetryLedger:
             budget.release(reservation)
         self._held = []
         return self.lost_usd, self.lost_tokens
+
+
+def served_role(roles: dict[str, _Served], served: _Served) -> str:
+    return next((r for r, s in roles.items() if s is served and r != "main"), "main")
+
+
+def _no_logprobs(role: str, step: str, backend: Backend) -> BackendError:
+    where = getattr(backend, "base_url", None) or getattr(backend, "kind", "")
+    return BackendError(
+        f"the {role} backend (model {backend.model!r} at {where}) answered step {step!r} without the logprobs "
+        "it was asked for, so its scores would be a constant; use a server that returns logprobs "
+        "(llama.cpp, vLLM, SGLang) for this role, or another --verifier"
+    )
 
 
 class _Stopped(Exception):

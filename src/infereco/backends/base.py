@@ -27,6 +27,11 @@ class GenerationRequest:
     connection, a garbled body). It returns False to forbid the retry (the budget cannot cover it);
     the backend then raises `RetryRefused`. That is how the Runner counts retries in its ledger and
     keeps budgets hard while a backend retries on its own.
+
+    `on_text`, when set on a one-sample request, asks the backend to stream: it is called with
+    each piece of text as the server produces it (`infereco serve` forwards them to its client).
+    The request still returns its whole `Completion`, so nothing downstream changes. A backend
+    that cannot stream may ignore it; one that can must not retry once a piece was passed on.
     """
 
     messages: tuple[Message, ...]
@@ -40,6 +45,7 @@ class GenerationRequest:
     top_logprobs: int = 0
     key: str = ""
     retry_gate: Callable[[bool], bool] | None = field(default=None, compare=False, repr=False)
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 class RetryRefused(Exception):

@@ -276,16 +276,20 @@ class OpenAIBackend:
         if request.n > self.max_n:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = self._path()
+        # stream when asked to (infereco serve): one sample of a chat, not a continued partial answer
+        streaming = request.on_text is not None and request.n == 1 and self.api == "chat" and not _prefill(request)
         if request.n > 1:
             await self._learn_servers()
         payloads: dict[bool, bytes] = {}
+        forwarded = [0]  # characters already passed to on_text: once any, the request cannot be retried
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
         url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
             endpoint = self.endpoints.acquire()
             url = f"{endpoint.url}{path}"
-            stream = self._streams(endpoint.url, request)
+            merged = self._streams(endpoint.url, request)  # n choices streamed, read whole, merged
+            stream = streaming or merged
             if stream not in payloads:
                 payloads[stream] = json.dumps(self._body(request, stream)).encode()
             payload = payloads[stream]
@@ -297,7 +301,11 @@ class OpenAIBackend:
             maybe_billed = True
             try:
                 async with self._http().post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as raw:
-                    response = HTTPAnswer(url, raw.status, raw.reason or "", raw.headers, await raw.read())
+                    if streaming and raw.status == 200 and raw.content_type == "text/event-stream":
+                        content = await _read_stream(raw, request.on_text, forwarded)  # type: ignore[arg-type]
+                    else:
+                        content = await raw.read()
+                    response = HTTPAnswer(url, raw.status, raw.reason or "", raw.headers, content)
             except asyncio.TimeoutError:
                 last_reason = f"timed out after {self.timeout_s:g}s"
             except aiohttp.ClientConnectorError as exc:
@@ -314,7 +322,7 @@ class OpenAIBackend:
                 healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     try:
-                        return self._parse(response, request, latency, stream)
+                        return self._parse(response, request, latency, merged)
                     except _GarbledAnswer as exc:
                         healthy = False  # a server that garbles its answers is not a healthy one
                         last_reason = self._redact(str(exc))
@@ -326,6 +334,8 @@ class OpenAIBackend:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
             finally:
                 self.endpoints.release(endpoint, healthy)
+            if forwarded[0]:  # part of this answer is already with the client: another try could differ
+                raise BackendError(f"{url}: {last_reason} after streaming began (not retried)")
             if attempt < self.max_retries:
                 if request.retry_gate is not None and not request.retry_gate(maybe_billed):
                     raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
@@ -335,6 +345,8 @@ class OpenAIBackend:
     def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float, streamed: bool = False) -> list[Completion]:
         url = str(response.request.url)
         try:
+            # a server that ignored `stream` answers with plain JSON: read it as such
+            streamed = streamed and not response.content.lstrip().startswith(b"{")
             data = merge_stream(response.content, self.api) if streamed else response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
             if not all(isinstance(c, dict) for c in choices):
@@ -413,6 +425,56 @@ class OpenAIBackend:
             )
             for i in range(n)
         ]
+
+
+async def _read_stream(raw: aiohttp.ClientResponse, on_text: Any, forwarded: list[int]) -> bytes:
+    """Read a streamed chat completion (server-sent events), passing each piece of text to `on_text`
+    as it arrives; return the whole answer as the JSON body a non-streamed request would have got,
+    so it is parsed (and counted) by the same code. Lines that are not JSON events are skipped; a
+    stream that ends before `[DONE]` and without a finish reason counts as a lost connection."""
+    text: list[str] = []
+    logprobs: list[Any] = []
+    finish: str | None = None
+    usage: Any = None
+    done = False
+    async for line in raw.content:
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            done = True
+            break
+        try:
+            event = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if isinstance(event.get("usage"), dict):
+            usage = event["usage"]
+        choices = event.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        piece = delta.get("content")
+        if isinstance(piece, str) and piece:
+            text.append(piece)
+            forwarded[0] += len(piece)
+            on_text(piece)
+        lp = choice.get("logprobs")
+        if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+            logprobs.extend(lp["content"])
+        if choice.get("finish_reason"):
+            finish = choice["finish_reason"]
+    if not done and finish is None:
+        raise aiohttp.ClientPayloadError("the stream ended before its last event")
+    choice_out: dict[str, Any] = {"index": 0, "finish_reason": finish,
+                                  "message": {"role": "assistant", "content": "".join(text)}}  # fmt: skip
+    if logprobs:
+        choice_out["logprobs"] = {"content": logprobs}
+    answer: dict[str, Any] = {"choices": [choice_out]}
+    if usage is not None:
+        answer["usage"] = usage
+    return json.dumps(answer).encode()
 
 
 def render_prompt(messages: tuple[dict[str, str], ...] | list[dict[str, str]]) -> str:
