@@ -73,9 +73,11 @@ def batched_bench(model: Path, server_command: list[str], prompt: int, gen: int,
     }
 
 
-def end_to_end(limit: int, n: int, seed: int, slots: int | None = None, concurrency: int | None = None) -> dict[str, Any]:
+def end_to_end(
+    limit: int, n: int, seed: int, slots: int | None = None, concurrency: int | None = None, max_n: int | None = None
+) -> dict[str, Any]:
     """`infereco run` (majority vote, level 3) on a warm embedded server: completion tokens/s."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"max_n": max_n} if max_n else {}
     if slots:
         kwargs["slots"] = slots
     if concurrency:
@@ -107,7 +109,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--slots", type=int, default=None, help="server slots (default: the embedded backend's)")
     ap.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the backend's)")
+    ap.add_argument("--max-n", type=int, default=None, help="samples per request (default: the slots)")
     ap.add_argument("--skip-64", action="store_true", help="leave out the one-problem x 64 run")
+    ap.add_argument("--problems", type=int, default=8, help="problems in the first run (default 8)")
+    ap.add_argument("--n", type=int, default=16, help="samples per problem in the first run (default 16)")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness increment for this process and its servers (negative needs root): on a machine "
                          "shared with other work, e.g. -10 keeps both sides of the ratio in front of it")  # fmt: skip
@@ -117,8 +122,8 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     for r in range(args.rounds):
         before = load()
-        e8 = end_to_end(8, 16, seed=r, slots=args.slots, concurrency=args.concurrency)
-        e64 = None if args.skip_64 else end_to_end(1, 64, seed=100 + r, slots=args.slots, concurrency=args.concurrency)
+        e8 = end_to_end(args.problems, args.n, seed=r, slots=args.slots, concurrency=args.concurrency, max_n=args.max_n)
+        e64 = None if args.skip_64 else end_to_end(1, 64, seed=100 + r, slots=args.slots, concurrency=args.concurrency, max_n=args.max_n)
         parallel = int(e8["command"][e8["command"].index("--parallel") + 1])
         limit = batched_bench(e8["model"], e8["command"], round(e8["mean_prompt"]), max(1, round(e8["mean_completion"])), parallel)
         row = {
