@@ -116,7 +116,17 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness increment for this process and its servers (negative needs root): on a machine "
                          "shared with other work, e.g. -10 keeps both sides of the ratio in front of it")  # fmt: skip
+    ap.add_argument("--also", action="append", default=[], metavar="SLOTS/MAX_N/CONCURRENCY",
+                    help="another server layout to measure in the same rounds (8 x 16 only, against the limit at its "
+                         "own slot count), e.g. --also 32/16/3 --also 16/8/4; the last line stays the default's")  # fmt: skip
     args = ap.parse_args()
+    layouts = []
+    for text in args.also:
+        try:
+            slots, max_n, conc = (int(x) for x in text.split("/"))
+        except ValueError:
+            ap.error(f"--also {text!r}: expected SLOTS/MAX_N/CONCURRENCY, e.g. 32/16/3")
+        layouts.append((slots, max_n, conc))
     if args.nice:
         os.nice(args.nice)
     rounds: list[dict[str, Any]] = []
@@ -134,6 +144,19 @@ def main() -> None:
         if e64 is not None:
             row["e2e_1x64"] = {k: v for k, v in e64.items() if k not in ("command", "model")}
             row["fraction_1x64"] = e64["tok_s"] / limit["limit_tok_s"]
+        row["layouts"] = {}
+        for slots, max_n, conc in layouts:
+            other = end_to_end(args.problems, args.n, seed=r, slots=slots, concurrency=conc, max_n=max_n)
+            bench = limit if slots == parallel else batched_bench(
+                other["model"], other["command"], round(other["mean_prompt"]), max(1, round(other["mean_completion"])), slots
+            )  # fmt: skip
+            name = f"{slots}/{max_n}/{conc}"
+            row["layouts"][name] = {"tok_s": other["tok_s"], "limit_tok_s": bench["limit_tok_s"],
+                                    "fraction": other["tok_s"] / bench["limit_tok_s"],
+                                    "fraction_of_default_limit": other["tok_s"] / limit["limit_tok_s"]}  # fmt: skip
+            print(f"round {r + 1}: layout {name} (slots/max_n/concurrency): 8x16 {other['tok_s']:.1f} tok/s = "
+                  f"{row['layouts'][name]['fraction']:.2f} of its limit {bench['limit_tok_s']:.1f} "
+                  f"({row['layouts'][name]['fraction_of_default_limit']:.2f} of the default's)  [{load()}]", flush=True)  # fmt: skip
         rounds.append(row)
         print(
             f"round {r + 1}: limit {limit['limit_tok_s']:.1f} tok/s (decode alone {limit['decode_tok_s']:.1f}; "
@@ -149,6 +172,9 @@ def main() -> None:
         print(f"one problem x 64, fraction of the limit: {statistics.median(r['fraction_1x64'] for r in rounds):.2f}")
     print(f"limit (median): {statistics.median(r['limit']['limit_tok_s'] for r in rounds):.1f} tok/s; "
           f"8x16 end to end (median): {statistics.median(r['e2e_8x16']['tok_s'] for r in rounds):.1f} tok/s")  # fmt: skip
+    for name in rounds[0]["layouts"]:
+        print(f"layout {name}: fraction of its limit (median): {statistics.median(r['layouts'][name]['fraction'] for r in rounds):.2f}, "
+              f"of the default's limit: {statistics.median(r['layouts'][name]['fraction_of_default_limit'] for r in rounds):.2f}")  # fmt: skip
     print(f"end-to-end fraction of the limit: {f8:.2f}")
 
 
