@@ -132,9 +132,9 @@ def sent_bodies(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     bodies: list[dict] = []
     original = OpenAIBackend._body
 
-    def spy(self, request, stream=False):  # type: ignore[no-untyped-def]
-        body = original(self, request, stream)
-        bodies.append(body)
+    def spy(self, request):  # type: ignore[no-untyped-def]
+        body = original(self, request)
+        bodies.append(body)  # the same dict the request is sent from (stream fields are added to it)
         return body
 
     monkeypatch.setattr(OpenAIBackend, "_body", spy)

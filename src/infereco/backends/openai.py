@@ -226,7 +226,7 @@ class OpenAIBackend:
         """Whether this request goes to this endpoint as a stream (llama.cpp, several choices)."""
         return request.n > 1 and self._llamacpp.get(url, False)
 
-    def _body(self, request: GenerationRequest, stream: bool = False) -> dict[str, Any]:
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model}
         if self.api == "chat":
             body["messages"] = [dict(m) for m in request.messages]
@@ -256,9 +256,6 @@ class OpenAIBackend:
             else:  # the completions API takes the number of alternatives per token; at least 1,
                 # since llama.cpp's server returns no logprobs at all for 0 (OpenAI, vLLM: sampled only)
                 body["logprobs"] = max(request.top_logprobs, 1)
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
         body.update(self.extra_body)
         return body
 
@@ -291,7 +288,11 @@ class OpenAIBackend:
             merged = self._streams(endpoint.url, request)  # n choices streamed, read whole, merged
             stream = streaming or merged
             if stream not in payloads:
-                payloads[stream] = json.dumps(self._body(request, stream)).encode()
+                body = self._body(request)  # (subclasses, e.g. the reward model, shape their own bodies)
+                if stream:
+                    body["stream"] = True
+                    body["stream_options"] = {"include_usage": True}
+                payloads[stream] = json.dumps(body).encode()
             payload = payloads[stream]
             started = time.perf_counter()
             retry_after: float | None = None
@@ -322,7 +323,7 @@ class OpenAIBackend:
                 healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     try:
-                        return self._parse(response, request, latency, merged)
+                        return self._parse(self._merged(response) if merged else response, request, latency)
                     except _GarbledAnswer as exc:
                         healthy = False  # a server that garbles its answers is not a healthy one
                         last_reason = self._redact(str(exc))
@@ -342,17 +343,24 @@ class OpenAIBackend:
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
-    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float, streamed: bool = False) -> list[Completion]:
+    def _merged(self, response: HTTPAnswer) -> HTTPAnswer:
+        """A streamed answer as the JSON a plain one would be (see `infereco.backends.sse`)."""
+        if response.content.lstrip().startswith(b"{"):
+            return response  # a server that ignored `stream` answered with plain JSON
+        try:
+            merged = merge_stream(response.content, self.api)
+        except StreamError as exc:
+            raise _GarbledAnswer(f"{response.request.url}: streamed answer is not whole ({exc})") from None
+        content = json.dumps(merged).encode()
+        return HTTPAnswer(str(response.request.url), response.status_code, response.reason_phrase, response.headers, content)
+
+    def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
         url = str(response.request.url)
         try:
-            # a server that ignored `stream` answers with plain JSON: read it as such
-            streamed = streamed and not response.content.lstrip().startswith(b"{")
-            data = merge_stream(response.content, self.api) if streamed else response.json()
+            data = response.json()
             choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
             if not all(isinstance(c, dict) for c in choices):
                 raise TypeError("a choice is not an object")
-        except StreamError as exc:
-            raise _GarbledAnswer(f"{url}: streamed answer is not whole ({exc})") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
             detail = " ".join(str(exc).split())[:120]
