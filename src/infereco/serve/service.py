@@ -174,6 +174,8 @@ class Plan:
     roles: dict[str, tuple[Backend, Price]]
     messages: list[dict[str, str]]
     single: bool  # one sample is the answer: stream it from the upstream
+    #: the worst case of its N samples (USD, tokens), as `Service.worst_case`
+    worst: tuple[float, int] = (0.0, 0)
 
     @property
     def strategy(self) -> dict[str, Any]:
@@ -253,7 +255,9 @@ class Service:
         described = strategy.describe()
         single = described["name"] in _SINGLE and int(described.get("n", 1)) == 1 and not roles
         spec = RunSpec(task=self.task, strategy=strategy, params=params, seed=self.options.seed)
-        return Plan(spec, roles, body.chat_messages(), single)
+        plan = Plan(spec, roles, body.chat_messages(), single)
+        plan.worst = self.worst_case(plan)
+        return plan
 
     def worst_case(self, plan: Plan) -> tuple[float, int]:
         """What the request's N samples can cost at most, as the Runner reserves them (USD, tokens).
@@ -273,7 +277,7 @@ class Service:
 
     def admit(self, plan: Plan, budget_usd: float | None) -> None:
         """Refuse (402, nothing sent) a request whose worst case does not fit its own or the server's budget."""
-        usd, tokens = self.worst_case(plan)
+        usd, tokens = plan.worst
         if budget_usd is not None and usd > budget_usd:
             raise ApiError(402, f"X-Infereco-Budget-Usd: this request could cost up to ${usd:.6g} "
                            f"({plan.strategy['name']} N={plan.strategy.get('n', 1)}, max_tokens {plan.spec.params.max_tokens}); "
