@@ -313,3 +313,16 @@ def test_client_hanging_up_mid_stream(tmp_path: Path) -> None:
     with sqlite3.connect(srv.store) as db:  # the abandoned request was paid for: it is stored, whole
         rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0], db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
     assert rows == (2, 2) and len(up.billed) == 2
+
+
+def test_stream_cut_by_the_upstream_is_not_retried(tmp_path: Path) -> None:
+    with upstream(break_after_first=True) as (up, url), serving(url, tmp_path, "--strategy", "repeated", "--max-retries", "3") as srv:
+        stream = srv.client().chat.completions.create(model="fake", messages=Q, stream=True)
+        got: list[str] = []
+        with pytest.raises(openai.APIError) as failed:
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    got.append(chunk.choices[0].delta.content)
+        assert got == ["Adding "]  # the client has the first word; a retry could have contradicted it
+        assert "after streaming began" in str(failed.value)
+        assert len(up.bodies) == 1  # not retried
