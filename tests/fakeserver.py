@@ -48,8 +48,10 @@ class FakeModel:
                  retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
                  fail_after_status: int = 400, filler_max: int = 0, faults: dict[str, float] | None = None,
                  fault_seed: int = 0, timeout_hold_s: float = 1.0, slow_s: float = 0.05,
-                 echo_auth: bool = False) -> None:  # fmt: skip
+                 echo_auth: bool = False, logprobs: bool = True) -> None:  # fmt: skip
         self.delay_s = delay_s
+        #: False: a server that never returns logprobs, however it is asked (as some hosted APIs)
+        self.logprobs = logprobs
         # answers get 0..filler_max extra words (random lengths), cut at the request's max_tokens
         self.filler_max = filler_max
         self.p_correct = p_correct
@@ -112,7 +114,7 @@ class FakeModel:
                 choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "text": text}
             else:
                 choice = {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-            if body.get("logprobs") not in (None, False):  # one token per word, as `usage` counts them
+            if self.logprobs and body.get("logprobs") not in (None, False):  # one token per word, as `usage` counts them
                 words = text.split()
                 choice["logprobs"] = (
                     {"tokens": words, "token_logprobs": [-0.5] * len(words)} if completions_api

@@ -5,9 +5,10 @@
     result.summary["coverage"], result.to_pandas()
 """
 
-from infereco.api import RunResult, resume, run
+from infereco.api import Experiment, RunResult, resume, run
+from infereco.runconfig import RunConfig
 from infereco.errors import BackendError, UserError
 from infereco.problem import Problem
 
-__all__ = ["run", "resume", "RunResult", "Problem", "UserError", "BackendError"]
+__all__ = ["run", "resume", "Experiment", "RunConfig", "RunResult", "Problem", "UserError", "BackendError"]
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
-"""The library entry point: `infereco.run(...)` mirrors `infereco run` flag for flag.
+"""The library entry point: `infereco.run(...)` and `ie.Experiment(...)` mirror `infereco run` flag for flag.
 
-It assembles a Task, a Backend, a Strategy and a Price, hands them to the Runner with a Store, and
-returns a `RunResult` built from what the store holds (so a resumed run reports exactly what an
-uninterrupted one would).
+Both build one `RunConfig` (the run description the CLI, TOML files and the store share), hand it
+to `assemble` for the task, strategy, backends and prices, run it with the Runner into a Store, and
+return a `RunResult` built from what the store holds (so a resumed run reports exactly what an
+uninterrupted one would). Nothing here builds a part itself: this module is the public surface.
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infereco.assemble import Assembly, assemble, make_backend, make_price, make_roles, spec_from_config
 from infereco.backends.base import Backend
 from infereco.budget import Budget
 from infereco.errors import UserError
 from infereco.pool import SamplePool
-from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, genai_price, load_price_file
+from infereco.prices import Price
+from infereco.runconfig import STRATEGY_OPTIONS, RunConfig, options_from_strategy_kwargs
 from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
-from infereco.strategies import SEARCH_STRATEGIES, SamplingParams, make_strategy
-from infereco.strategies.sampling import uses_verifier
-from infereco.tasks import get_task
-
+from infereco.strategies import registry as strategy_registry
 
 @dataclass
 class RunResult:
@@ -53,290 +53,82 @@ class RunResult:
         }  # fmt: skip
 
 
-def make_backend(
-    backend: str = "llamacpp",
-    *,
-    model: str | None = None,
-    base_url: str | Sequence[str] | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    concurrency: int | None = None,
-    max_n: int | None = None,
-    slots: int = 16,
-    threads: int | None = None,
-    timeout_s: float = 600.0,
-    max_retries: int = 5,
-    api: str = "chat",
-) -> Backend:
-    """Build a backend from CLI-style options.
+def _description(task: Any, options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """A `RunConfig` from `run`'s keywords, and the objects a caller built themselves (a Backend, a Verifier).
 
-    `api` picks the OpenAI endpoint: "chat" for instruct models, "completions" for base models
-    (see `OpenAIBackend`). The embedded model is an instruct model served by chat only, so any
-    other `api` there is an error rather than silently ignored. `base_url` may list several
-    replicas of the same model; requests are spread over the healthy ones by outstanding load.
+    Keywords of the earlier API are accepted: `timeout_s` (`timeout`), `api` (`api_kind`) and
+    `search={...}` (strategy options under the strategy's own names: `width`, `temperature`, ...).
     """
-    kind = backend.strip().lower()
-    if not timeout_s > 0:
-        raise UserError(f"--timeout must be > 0 seconds, got {timeout_s}")
-    if api not in ("chat", "completions"):
-        raise UserError(f"--api must be chat or completions, got {api!r}")
-    if kind in ("llamacpp", "embedded", "local"):
-        if api != "chat":
-            raise UserError(f"--api {api} needs --backend openai; the embedded model is served by chat only")
-        from infereco.backends.llamacpp import LlamaCppBackend
-
-        n_slots = max_n or slots
-        return LlamaCppBackend(model, slots=n_slots, threads=threads, timeout_s=timeout_s, concurrency=concurrency or 2)
-    if kind == "openai":
-        from infereco.backends.openai import OpenAIBackend
-
-        if not base_url:
-            raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8080/v1)")
-        if not model:
-            raise UserError("--backend openai needs --model NAME (the name the server knows the model by)")
-        if max_retries < 0:
-            raise UserError(f"--max-retries must be >= 0, got {max_retries}")
-        urls = [base_url] if isinstance(base_url, str) else list(base_url)
-        return OpenAIBackend(
-            urls[0] if len(urls) == 1 else urls,
-            model,
-            api_key_env=api_key_env,
-            concurrency=concurrency or 8,
-            max_n=max_n or 16,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            api=api,
-        )
-    if kind == "reward":
-        from infereco.verifiers.reward_model import RewardModelBackend
-
-        if not base_url:
-            raise UserError("--verifier reward needs --reward-url (e.g. http://127.0.0.1:8000/pooling)")
-        return RewardModelBackend(base_url, model or "reward-model", api_key_env=api_key_env,
-                                  concurrency=concurrency or 8, timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
-    raise UserError(f"--backend {backend!r} is unknown; choose llamacpp (embedded default) or openai")
+    options = dict(options)
+    objects: dict[str, Any] = {}
+    if options.get("backend") is not None and not isinstance(options["backend"], str):
+        objects["backend"] = options.pop("backend")
+    if options.get("verifier") is not None and not isinstance(options["verifier"], str):
+        objects["verifier"] = options.pop("verifier")
+    if "timeout_s" in options:
+        options["timeout"] = options.pop("timeout_s")
+    search = options.pop("search", None) or {}
+    for key, value in options_from_strategy_kwargs(search).items():
+        options.setdefault(key, value)
+    values = {k: v for k, v in options.items() if v is not None}
+    return RunConfig.build({"task": task, **values}), objects
 
 
-def make_roles(
-    strategy: Any,
-    main: Backend,
-    main_price: Price,
-    *,
-    judge_model: str | None = None,
-    judge_base_url: str | None = None,
-    reward_url: str | None = None,
-    reward_price: float | None = None,
-    draft_base_url: str | None = None,
-    prices: str | Path | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    timeout_s: float = 600.0,
-    max_retries: int = 5,
-) -> dict[str, tuple[Backend, Price]]:
-    """The backends a strategy's verifier calls besides the main one, each with its price.
+def run(task: str = "arithmetic", *, progress: Progress | None = None, **options: Any) -> RunResult:
+    """Run a strategy with N samples (or particles, or beams) per problem of `task`; store and summarise it.
 
-    The judge is the model under test unless `judge_model` names another (an embedded model, or
-    with `judge_base_url` one on an OpenAI-compatible server). A reward model lives at `reward_url`
-    and needs `reward_price` (USD per 1M prompt tokens; 0 for your own free endpoint).
-    """
-    roles: dict[str, tuple[Backend, Price]] = {}
-    generator = getattr(strategy, "generator", None)
-    if generator:  # speculative steps: the drafter is a backend of its own
-        kind = "openai" if draft_base_url else "llamacpp"
-        draft = make_backend(kind, model=generator.get("draft_model"), base_url=draft_base_url, api_key_env=api_key_env,
-                             timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
-        roles["draft"] = (draft, make_price(draft, prices=prices))
-    verifier = getattr(strategy, "verifier", None)
-    role = getattr(verifier, "role", None)
-    return roles | _verifier_roles(
-        role, verifier, main, main_price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
-        reward_price=reward_price, prices=prices, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries,
-    )  # fmt: skip
-
-
-def _verifier_roles(
-    role: str | None,
-    verifier: Any,
-    main: Backend,
-    main_price: Price,
-    *,
-    judge_model: str | None,
-    judge_base_url: str | None,
-    reward_url: str | None,
-    reward_price: float | None,
-    prices: str | Path | None,
-    api_key_env: str,
-    timeout_s: float,
-    max_retries: int,
-) -> dict[str, tuple[Backend, Price]]:
-    if role == "judge":
-        if judge_model is None and judge_base_url is None:
-            return {"judge": (main, main_price)}
-        kind = "openai" if judge_base_url else "llamacpp"
-        judge = make_backend(kind, model=judge_model, base_url=judge_base_url, api_key_env=api_key_env,
-                             timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
-        return {"judge": (judge, make_price(judge, prices=prices))}
-    if role == "reward":
-        rm = make_backend("reward", model=verifier.model, base_url=reward_url, api_key_env=api_key_env,  # type: ignore[union-attr]
-                          timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
-        if reward_price is None:
-            raise UserError("--verifier reward needs --reward-price (USD per 1M prompt tokens; 0 for a free endpoint)")
-        if reward_price < 0:
-            raise UserError(f"--reward-price must be >= 0, got {reward_price}")
-        return {"reward": (rm, Price(input_per_mtok=reward_price, source="flags"))}
-    return {}
-
-
-def make_price(
-    backend: Backend,
-    *,
-    prices: str | Path | None = None,
-    input_price: float | None = None,
-    output_price: float | None = None,
-    cached_input_price: float | None = None,
-    usd_per_hour: float | None = None,
-) -> Price:
-    """Prices from a file, else flags, else the `genai-prices` data; never a silent $0.
-
-    A local backend defaults to hardware-hour pricing. A remote model that no source prices is an
-    error naming the flags to set (a free endpoint says so with `--input-price 0 --output-price 0`).
-    """
-    base = load_price_file(prices, backend.model) if prices else None
-    if base is None:
-        if backend.kind == "llamacpp":
-            base = Price(
-                usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,
-                source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR,
-            )
-        elif (input_price is not None and output_price is not None) or usd_per_hour is not None:
-            base = Price(source="flags")
-        else:
-            base = genai_price(backend.model)  # type: ignore[assignment]
-            if base is None:
-                raise UserError(
-                    f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
-                    "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
-                )
-    overrides = {
-        k: v
-        for k, v in {
-            "input_per_mtok": input_price,
-            "output_per_mtok": output_price,
-            "cached_input_per_mtok": cached_input_price,
-            "usd_per_hour": usd_per_hour,
-        }.items()
-        if v is not None
-    }
-    for name, value in overrides.items():
-        if value < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    if overrides:
-        source = "flags" if base.source == "flags" else f"{base.source} + flags"
-        return base.model_copy(update={**overrides, "source": source})
-    return base
-
-
-def run(
-    task: str = "arithmetic",
-    *,
-    level: int = 1,
-    limit: int | None = None,
-    data: str | None = None,
-    task_seed: int = 0,
-    strategy: str = "majority",
-    n: int = 16,
-    backend: str | Backend = "llamacpp",
-    model: str | None = None,
-    base_url: str | Sequence[str] | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    concurrency: int | None = None,
-    max_n: int | None = None,
-    max_retries: int = 5,
-    timeout_s: float = 600.0,
-    api: str = "chat",
-    max_tokens: int = 256,
-    temperature: float = 0.8,
-    top_p: float = 1.0,
-    seed: int = 0,
-    store: str | Path = "infereco.db",
-    prices: str | Path | None = None,
-    input_price: float | None = None,
-    output_price: float | None = None,
-    usd_per_hour: float | None = None,
-    label: str | None = None,
-    progress: Progress | None = None,
-    budget_usd: float | None = None,
-    budget_tokens: int | None = None,
-    budget_usd_per_problem: float | None = None,
-    budget_tokens_per_problem: int | None = None,
-    verifier: Any = None,
-    judge_model: str | None = None,
-    judge_base_url: str | None = None,
-    judge_prompt: str | None = None,
-    reward_url: str | None = None,
-    reward_model: str | None = None,
-    reward_price: float | None = None,
-    search: dict[str, Any] | None = None,
-    draft_model: str | None = None,
-    draft_base_url: str | None = None,
-    accept_threshold: float = 7.0,
-    executor: str = "local",
-    ray_address: str | None = None,
-) -> RunResult:
-    """Run `strategy` with `n` samples (or particles, or beams) per problem of `task`; store and summarise it.
-
-    Verifier strategies (bon, weighted, bom, beam, pf, epf, adaptive) take `verifier`: arithmetic,
-    oracle, judge (the model under test, or `judge_model` [at `judge_base_url`]; `judge_prompt`
-    with {problem} and {solution} replaces the yes/no question), reward (a served reward
-    model at `reward_url`, priced `reward_price` USD per 1M tokens). `search` holds the step-level
-    options: max_steps, delimiter, width (beam), temperature, entropy_floor, argmax (pf/epf), and
-    for adaptive: round_size, rule ("beta" or "margin"), confidence, margin; for bon, weighted
-    and bom: submit (k answers per problem, scored as pass@k). With `draft_model`,
-    steps are speculative: that model drafts each one and the model under test rates it, keeping
-    drafts rated >= `accept_threshold` (0-9) and rewriting the rest (majority, beam, pf, epf).
+    `options` are `infereco run`'s flags as keywords (`RunConfig`'s fields): level, limit, strategy,
+    n, backend, model, base_url, verifier, judge_model, beam_width, pf_temperature, submit, ...,
+    store, budget_usd, ... An option the chosen strategy does not take is a `UserError` naming it.
+    `backend` may be a Backend object and `verifier` a Verifier object you built.
 
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
-    if max_tokens < 1:
-        raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
-    if not 0 <= temperature <= 2:
-        raise UserError(f"--temperature must be in [0, 2], got {temperature}")
-    the_task = get_task(task, level=level, limit=limit, seed=task_seed, path=data)
-    the_backend = backend if not isinstance(backend, str) else make_backend(
-        backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
-        max_retries=max_retries, timeout_s=timeout_s, api=api,
-    )
-    if verifier in ("judge", "reward"):
-        verifier_spec: Any = {"name": verifier, "model": judge_model if verifier == "judge" else reward_model or "reward-model"}
-        if verifier == "judge" and judge_prompt is not None:
-            if "{solution}" not in judge_prompt:
-                raise UserError("--judge-prompt must contain {solution} (and may contain {problem})")
-            verifier_spec["outcome_prompt"] = judge_prompt
-    else:
-        verifier_spec = verifier  # a name, or a Verifier object built by the caller
-    # flag errors first, before any price lookup
-    options = dict(search or {})
-    if draft_model is not None:
-        if not 0 <= accept_threshold <= 9:
-            raise UserError(f"--accept-threshold must be in [0, 9], got {accept_threshold}")
-        options["generator"] = {"draft_model": draft_model, "threshold": accept_threshold}
-    the_strategy = make_strategy(strategy, n, seed, verifier_spec, **options)
-    price = make_price(the_backend, prices=prices, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour)
-    roles = make_roles(
-        the_strategy, the_backend, price, judge_model=judge_model, judge_base_url=judge_base_url, reward_url=reward_url,
-        reward_price=reward_price, draft_base_url=draft_base_url, prices=prices, api_key_env=api_key_env,
-        timeout_s=timeout_s, max_retries=max_retries,
-    )  # fmt: skip
-    spec = RunSpec(
-        task=the_task,
-        strategy=the_strategy,
-        params=SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p),
-        seed=seed,
-        label=label,
-    )
-    budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
-    problem_budget = (budget_usd_per_problem, budget_tokens_per_problem)
+    cfg, objects = _description(task, options)
+    return execute_assembly(assemble(cfg, **objects), progress)
+
+
+class Experiment:
+    """A run description you compose, then run: `ie.Experiment("arithmetic", "majority", n=8).run("runs.db")`.
+
+    In the spirit of vLLM's `LLM.generate(prompts, SamplingParams)` and inspect_ai's `Task(dataset,
+    solver, scorer)`: the task, the strategy and the model are the three things an experiment is
+    about; everything else is a keyword of `infereco run` (`RunConfig`). Validated when built, so a
+    bad option fails before anything runs; `replace(**changes)` gives a variant (another N, strategy).
+    """
+
+    def __init__(self, task: str = "arithmetic", strategy: str = "majority", model: str | None = None, **options: Any) -> None:
+        values = {"strategy": strategy, **({"model": model} if model is not None else {}), **options}
+        self.config, self._objects = _description(task, values)
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Experiment:
+        exp = cls.__new__(cls)
+        exp.config, exp._objects = config, {}
+        return exp
+
+    def replace(self, **changes: Any) -> Experiment:
+        """The same experiment with some options changed (validated again)."""
+        values = {**self.config.model_dump(include=self.config.model_fields_set), **changes}
+        exp = Experiment.from_config(RunConfig.build(values))
+        exp._objects = dict(self._objects)
+        return exp
+
+    def run(self, store: str | Path | None = None, *, progress: Progress | None = None) -> RunResult:
+        """Run it into `store` (default: the description's) and return the stored result."""
+        cfg = self.config if store is None else RunConfig.build({**self.config.model_dump(include=self.config.model_fields_set), "store": store})
+        return execute_assembly(assemble(cfg, **self._objects), progress)
+
+    def __repr__(self) -> str:
+        return f"Experiment({', '.join(f'{k}={v!r}' for k, v in sorted(self.config.given().items()))})"
+
+
+def execute_assembly(built: Assembly, progress: Progress | None = None) -> RunResult:
+    """Run an assembled run description."""
     return execute(
-        spec, the_backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
-    )
+        built.spec, built.backend, built.store, built.price, progress, built.budget, built.problem_budget, built.roles,
+        executor=built.executor, ray_address=built.ray_address,
+    )  # fmt: skip
 
 
 def execute(
@@ -409,11 +201,19 @@ def _efficiency(db: Store, run_id: str, config: dict[str, Any]) -> dict[str, Any
     )  # fmt: skip
 
 
+def _pools(name: str) -> bool:
+    try:
+        return strategy_registry.pools_samples(name)
+    except UserError:  # a strategy no longer registered: its samples are a pool unless it said otherwise
+        return True
+
+
 def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
     from infereco.metrics import summarize
 
     config = db.run(run_id)["config"]
-    searched = (config.get("strategy") or {}).get("name") in SEARCH_STRATEGIES
+    name = (config.get("strategy") or {}).get("name")
+    searched = name is not None and not _pools(name)
     pool = db.load_pool(run_id, outcomes=searched)  # a search's answers are its samples
     summary = summarize(pool)
     summary["label"] = pool.label
@@ -498,64 +298,6 @@ def report(
     return [r.summary for r in results]
 
 
-def spec_from_config(
-    config: dict[str, Any],
-    label: str | None = None,
-    *,
-    timeout_s: float | None = None,
-    max_retries: int | None = None,
-) -> tuple[RunSpec, Backend, Price, dict[str, tuple[Backend, Price]]]:
-    """Rebuild a run's spec, backend, price and other backend roles from its stored config (for `--resume`).
-
-    `timeout_s` and `max_retries`, when given, replace the stored ones: they do not change the
-    samples, and a run that failed on timeouts is resumed precisely with a longer `--timeout`.
-    """
-    try:
-        task = get_task(**config["task"])
-        strat = dict(config["strategy"])
-        name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
-        search = {k: v for k, v in strat.items() if k != "stepwise"}  # each strategy takes the options it has
-        the_strategy = make_strategy(name, n, int(config.get("seed", 0)), verifier, **search)
-        spec = RunSpec(
-            task=task,
-            strategy=the_strategy,
-            params=SamplingParams(**{**config["sampling"], "stop": tuple(config["sampling"].get("stop", ()))}),
-            seed=int(config.get("seed", 0)),
-            label=label,
-        )
-        full = config.get("backend_full", config["backend"])
-        backend = make_backend(
-            full["kind"],
-            model=full.get("model"),
-            base_url=full.get("base_url"),
-            api_key_env=full.get("api_key_env", "OPENAI_API_KEY"),
-            concurrency=full.get("concurrency"),
-            max_n=full.get("max_n"),
-            slots=int(full.get("slots", 16)),
-            threads=full.get("threads"),
-            timeout_s=float(timeout_s if timeout_s is not None else full.get("timeout_s", 600.0)),
-            max_retries=5 if max_retries is None else max_retries,
-            api=full.get("api", "chat"),
-        )
-        price = Price(**config["price"])
-        roles = {}
-        for role, stored in (config.get("roles") or {}).items():
-            other = stored["backend"]
-            if other == full:  # the model under test in another role (e.g. judging itself)
-                roles[role] = (backend, price)
-                continue
-            roles[role] = (make_backend(
-                other["kind"], model=other.get("model"), base_url=other.get("base_url"),
-                api_key_env=other.get("api_key_env", "OPENAI_API_KEY"), concurrency=other.get("concurrency"),
-                max_n=other.get("max_n"), slots=int(other.get("slots", 16)), threads=other.get("threads"),
-                timeout_s=float(timeout_s if timeout_s is not None else other.get("timeout_s", 600.0)),
-                max_retries=5 if max_retries is None else max_retries, api=other.get("api", "chat"),
-            ), Price(**stored["price"]))  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"stored run config is incomplete or from another version ({exc}); rerun with full flags") from None
-    return spec, backend, price, roles
-
-
 def resume(
     store: str | Path,
     run_id: str | None = None,
@@ -585,7 +327,7 @@ def resume(
     )
 
 
-_VERIFIER_OPTIONS = ("verifier", "judge_model", "judge_base_url", "reward_url", "reward_model", "reward_price")
+
 
 
 def sweep(
@@ -615,15 +357,16 @@ def sweep(
     if not ns or ns[0] < 1:
         raise UserError(f"--budgets must be integers >= 1, got {list(budgets)}")
     for name in names:  # an unknown name fails before the first sample is paid for
-        make_strategy(name, 1)
+        strategy_registry.entry(name)
     points = []
     for name in names:
         for n in ns:  # increasing N: a pooled strategy's run grows by the new samples only
-            options = {k: v for k, v in run_options.items() if uses_verifier(name) or k not in _VERIFIER_OPTIONS}
+            takes = strategy_registry.entry(name).option_names  # each strategy gets the options it takes
+            options = {k: v for k, v in run_options.items() if k not in STRATEGY_OPTIONS or k in takes}
             result = run(task, strategy=name, n=n, store=store, **options)
             acc = result.summary.get("final_accuracy") or {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
             with Store(store) as db:
-                cost = point_cost(db, result.run_id, n, pooled=name not in SEARCH_STRATEGIES)
+                cost = point_cost(db, result.run_id, n, pooled=strategy_registry.pools_samples(name))
             point = SweepPoint(
                 strategy=name, n=n, run_id=result.run_id, problems=int(result.summary.get("n_problems", 0)),
                 accuracy=acc["mean"], accuracy_lo=acc["lo"], accuracy_hi=acc["hi"],
@@ -709,3 +452,9 @@ def _existing_store(store: str | Path) -> Path:
     if not path.is_file():
         raise UserError(f"no such store: {path}")
     return path
+
+
+__all__ = [
+    "Experiment", "RunConfig", "RunResult", "execute", "load_results", "make_backend", "make_price", "make_roles", "plan",
+    "report", "resume", "run", "spec_from_config", "sweep", "verifier_limits", "write_report",
+]  # fmt: skip

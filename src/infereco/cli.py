@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -100,223 +102,165 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
         out.print("wrote " + ", ".join(str(p) for p in written))
 
 
-@app.command()
-def run(
-    ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of these flags (flag names as keys); flags given here win")] = None,
-    task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
-    level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 1,
-    limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = None,
-    data: Annotated[Optional[str], typer.Option(help="dataset file for --task gsm8k/math")] = None,
-    task_seed: Annotated[int, typer.Option(help="seed of the generated arithmetic problems")] = 0,
-    strategy: Annotated[str, typer.Option(help="repeated, majority, pass@n, bon, weighted, bom, beam, pf, epf, adaptive, spec-majority")] = "majority",
-    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom/beam/pf/epf: arithmetic (default), oracle, judge, reward")] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="--verifier judge: the judging model (default: the model under test)")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="--verifier judge: an OpenAI-compatible server for --judge-model")] = None,
-    judge_prompt: Annotated[Optional[str], typer.Option(help="--verifier judge: the yes/no question, with {problem} and {solution}")] = None,
-    reward_url: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's endpoint, e.g. http://127.0.0.1:8000/pooling")] = None,
-    reward_model: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's name on its server")] = None,
-    reward_price: Annotated[Optional[float], typer.Option(help="--verifier reward: USD per 1M prompt tokens (0 for a free endpoint)")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="beam/pf/epf: most reasoning steps per solution (default 10)")] = None,
-    step_delimiter: Annotated[Optional[str], typer.Option(help="beam/pf/epf: what ends a step (default: the task's; a blank line)")] = None,
-    beam_width: Annotated[Optional[int], typer.Option(help="beam: M, ways each kept beam is extended (N/M kept; default 4)")] = None,
-    pf_temperature: Annotated[Optional[float], typer.Option(help="pf/epf: softmax temperature over process scores (default 0.3)")] = None,
-    entropy_floor: Annotated[Optional[float], typer.Option(help="epf: anneal when the weights' normalised entropy falls below (default 0.5)")] = None,
-    pf_argmax: Annotated[bool, typer.Option("--pf-argmax", help="pf/epf: answer with the best-weighted particle, not a weighted draw")] = False,
-    draft_model: Annotated[Optional[str], typer.Option(help="speculative steps: the small model that drafts them (majority, beam, pf, epf)")] = None,
-    draft_base_url: Annotated[Optional[str], typer.Option(help="speculative steps: an OpenAI-compatible server for --draft-model")] = None,
-    accept_threshold: Annotated[float, typer.Option(help="speculative steps: keep drafts the target rates >= this (0-9)")] = 7.0,
-    submit: Annotated[Optional[int], typer.Option(help="bon/weighted/bom: submit the top K answers per problem (pass@k scoring)")] = None,
-    round_size: Annotated[Optional[int], typer.Option(help="adaptive: samples drawn per round (default 2)")] = None,
-    stop_rule: Annotated[Optional[str], typer.Option(help="adaptive: beta (posterior that the leader is the mode) or margin")] = None,
-    stop_confidence: Annotated[Optional[float], typer.Option(help="adaptive, beta rule: stop at this posterior (default 0.95)")] = None,
-    stop_margin: Annotated[Optional[float], typer.Option(help="adaptive, margin rule: stop when the leader is this many votes ahead (default 4)")] = None,
-    n: Annotated[int, typer.Option("--n", help="samples (beams, particles) per problem")] = 16,
-    backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
-    model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the server's model name")] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; repeat for replicas of the model (load-balanced)")] = None,
-    api_key_env: Annotated[str, typer.Option(help="environment variable holding the API key (never stored)")] = "OPENAI_API_KEY",
-    concurrency: Annotated[Optional[int], typer.Option(help="requests in flight (default: 2 embedded, 8 openai)")] = None,
-    max_n: Annotated[Optional[int], typer.Option(help="samples per request ('n'); 1 for servers that ignore n")] = None,
-    max_retries: Annotated[int, typer.Option(help="retries of a failed request (openai backend)")] = 5,
-    timeout: Annotated[float, typer.Option(help="seconds one request may take before it counts as failed")] = 600.0,
-    api_kind: Annotated[str, typer.Option("--api", help="openai backend: chat (/chat/completions) or completions (/completions, base models)")] = "chat",
-    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample")] = 256,
-    temperature: Annotated[float, typer.Option()] = 0.8,
-    top_p: Annotated[float, typer.Option()] = 1.0,
-    seed: Annotated[int, typer.Option(help="sampling seed (part of the run's identity)")] = 0,
-    store: Annotated[Path, typer.Option(help="SQLite sample store")] = Path("infereco.db"),
-    prices: Annotated[Optional[Path], typer.Option(help="TOML price file")] = None,
-    input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
-    output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
-    usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option(help="hard limit on the run's total spend in USD")] = None,
-    budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the run's prompt + completion tokens")] = None,
-    budget_usd_per_problem: Annotated[Optional[float], typer.Option(help="hard limit on the USD spent on any one problem")] = None,
-    budget_tokens_per_problem: Annotated[Optional[int], typer.Option(help="hard limit on the tokens spent on any one problem")] = None,
-    executor: Annotated[str, typer.Option(help="local (one process) or ray (problems sharded over a Ray cluster; pip install 'infereco[ray]')")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option(help="with --executor ray: the cluster to join (e.g. auto, ray://host:10001); default a local one")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")] = False,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
-) -> None:
+def run_parameters(exclude: frozenset[str] = frozenset(), defaults: dict[str, Any] | None = None) -> list[inspect.Parameter]:
+    """`infereco run`'s options, one per field of the run description (`RunConfig`): its name with
+    `-` for `_` (or the field's `flag`), its description as help, its default. Other commands that
+    take a run's flags (`serve`, ...) reuse this list, so a field added there is a flag everywhere."""
+    from infereco.runconfig import RunConfig, field_names, flag
+
+    params = []
+    for name in field_names():
+        if name in exclude:
+            continue
+        field = RunConfig.model_fields[name]
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("cli") is False:
+            continue
+        kind = _cli_type(field.annotation)
+        default = (defaults or {}).get(name, field.default)
+        if kind is bool:
+            option = typer.Option(flag(name), help=field.description)
+            default = bool(default)
+        else:
+            option = typer.Option(flag(name), help=field.description, metavar=extra.get("metavar"))
+            if kind is list and default is not None:
+                default = [default]
+        annotation = Optional[list[str]] if kind is list else (kind if kind is bool else Optional[kind])  # type: ignore[valid-type]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[annotation, option]))  # fmt: skip
+    return params
+
+
+def _cli_type(annotation: Any) -> type:
+    """The command-line type of a field: Optional and Literal unwrapped, a str-or-list a repeatable option."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if any(typing.get_origin(a) is list for a in args):
+        return list
+    first = args[0]
+    if typing.get_origin(first) is typing.Literal:
+        return type(typing.get_args(first)[0])
+    if typing.get_origin(first) is typing.Annotated:
+        first = typing.get_args(first)[0]
+    if typing.get_origin(first) is not None or first not in (str, int, float, bool):
+        return str
+    return first
+
+
+_RUN_EXTRAS = [
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[Path], typer.Option("--config", help="TOML file of these flags (flag names as keys); flags given here win")]),
+    inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, typer.Option("--resume", help="finish an interrupted run (alone: the latest unfinished one in --store)")]),
+    inspect.Parameter("run_id", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option("--run", help="with --resume: which stored run")]),
+    inspect.Parameter("out_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)]),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, typer.Option("--json", help="print the result as JSON")]),
+    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, typer.Option("--quiet", help="no progress bar")]),
+]  # fmt: skip
+
+
+def given_options(ctx: typer.Context, options: dict[str, Any], config: Path | None = None) -> tuple[dict[str, Any], set[str]]:
+    """The run description's fields given on the command line, and from `--config FILE` those not
+    given there (the names that came from the file are returned too, to blame its lines)."""
+    from infereco.runconfig import RunConfig
+
+    values = {
+        k: v for k, v in options.items()
+        if k in RunConfig.model_fields and ctx.get_parameter_source(k) == click_core.ParameterSource.COMMANDLINE
+    }  # fmt: skip
+    if isinstance(values.get("base_url"), list) and len(values["base_url"]) == 1:
+        values["base_url"] = values["base_url"][0]
+    from_file: set[str] = set()
+    if config is not None:
+        from infereco.config import load_run_config
+
+        for key, value in load_run_config(config).items():
+            if key not in values:
+                values[key] = value
+                from_file.add(key)
+    return values, from_file
+
+
+def run(ctx: typer.Context, **options: Any) -> None:
     """Sample N answers per problem with a strategy, store every sample, and print accuracy and cost.
 
     Example: infereco run --task arithmetic --level 3 --strategy majority --n 32 --limit 50 --store runs.db
     """
-    given = {
-        p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) == click_core.ParameterSource.COMMANDLINE
-    }
-    o = dict(
-        task=task, level=level, limit=limit, data=data, task_seed=task_seed, strategy=strategy, verifier=verifier, n=n,
-        backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, max_n=max_n,
-        max_retries=max_retries, timeout=timeout, api_kind=api_kind, max_tokens=max_tokens, temperature=temperature,
-        top_p=top_p, seed=seed, store=store, prices=prices, input_price=input_price, output_price=output_price,
-        usd_per_hour=usd_per_hour, budget_usd=budget_usd, budget_tokens=budget_tokens,
-        budget_usd_per_problem=budget_usd_per_problem, budget_tokens_per_problem=budget_tokens_per_problem,
-        judge_model=judge_model, judge_base_url=judge_base_url, judge_prompt=judge_prompt, reward_url=reward_url,
-        reward_model=reward_model,
-        reward_price=reward_price, max_steps=max_steps, step_delimiter=step_delimiter, beam_width=beam_width,
-        pf_temperature=pf_temperature, entropy_floor=entropy_floor, pf_argmax=pf_argmax, draft_model=draft_model,
-        draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
-        stop_confidence=stop_confidence, stop_margin=stop_margin, executor=executor, ray_address=ray_address,
-        submit=submit,
-    )  # fmt: skip
-    from_file: dict[str, Any] = {}
-    if config is not None:
-        from infereco.config import load_run_config
-
-        from_file = {k: v for k, v in load_run_config(config).items() if k not in given}
-        o.update(from_file)
-        given |= set(from_file)
-    for path_flag in ("store", "prices"):
-        if o[path_flag] is not None:
-            o[path_flag] = Path(o[path_flag])
-    sampling_flags = given - {"config", "resume", "run_id", "store", "out_dir", "as_json", "quiet", "max_retries", "timeout", "budget_usd",
-                               "budget_tokens", "budget_usd_per_problem", "budget_tokens_per_problem", "executor", "ray_address"}
+    config = options.pop("config")
+    resume, run_id, out_dir, as_json, quiet = (options.pop(k) for k in ("resume", "run_id", "out_dir", "as_json", "quiet"))
+    values, from_file = given_options(ctx, options, config)
     try:
-        result = _run_or_resume(o, given, sampling_flags, resume, run_id, quiet or as_json)
+        result = _run_or_resume(values, resume, run_id, quiet or as_json)
     except UserError as exc:
         if not from_file:
             raise
         from infereco.config import blame
 
-        raise blame(exc, config, set(from_file)) from None  # type: ignore[arg-type]
+        raise blame(exc, config, from_file) from None
     _show(result, as_json, out_dir)
 
 
-def _run_or_resume(
-    o: dict[str, Any], given: set[str], sampling_flags: set[str], resume: bool, run_id: str | None, quiet: bool
-) -> api.RunResult:
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context), *_RUN_EXTRAS, *run_parameters()]
+)
+app.command("run")(run)
+
+
+def _run_or_resume(values: dict[str, Any], resume: bool, run_id: str | None, quiet: bool) -> api.RunResult:
+    from infereco.assemble import assemble
+    from infereco.runconfig import RunConfig, session_fields
+
+    sampling = set(values) - session_fields()
     with _Bar(enabled=not quiet) as bar:
-        if resume and (run_id or not sampling_flags):
+        if resume and (run_id or not sampling):
             from infereco.budget import Budget
 
-            budget = Budget(max_usd=o["budget_usd"], max_tokens=o["budget_tokens"])
-            result = api.resume(
-                o["store"], run_id, progress=bar.progress, budget=budget,
-                problem_budget=(o["budget_usd_per_problem"], o["budget_tokens_per_problem"]),
-                timeout_s=o["timeout"] if "timeout" in given else None,
-                max_retries=o["max_retries"] if "max_retries" in given else None,
-                executor=o["executor"], ray_address=o["ray_address"],
+            session = RunConfig.build(values)  # the session's own options, validated like any run's
+            return api.resume(
+                session.store, run_id, progress=bar.progress,
+                budget=Budget(max_usd=session.budget_usd, max_tokens=session.budget_tokens),
+                problem_budget=(session.budget_usd_per_problem, session.budget_tokens_per_problem),
+                timeout_s=session.timeout if "timeout" in values else None,
+                max_retries=session.max_retries if "max_retries" in values else None,
+                executor=session.executor, ray_address=session.ray_address,
             )  # fmt: skip
-        else:
-            result = api.run(
-                o["task"], level=o["level"], limit=o["limit"], data=o["data"], task_seed=o["task_seed"],
-                strategy=o["strategy"], n=o["n"], backend=o["backend"], model=o["model"], base_url=o["base_url"],
-                api_key_env=o["api_key_env"], concurrency=o["concurrency"], max_n=o["max_n"],
-                max_retries=o["max_retries"], timeout_s=o["timeout"], api=o["api_kind"], max_tokens=o["max_tokens"],
-                temperature=o["temperature"], top_p=o["top_p"], seed=o["seed"], store=o["store"], prices=o["prices"],
-                input_price=o["input_price"], output_price=o["output_price"], usd_per_hour=o["usd_per_hour"],
-                progress=bar.progress, budget_usd=o["budget_usd"], budget_tokens=o["budget_tokens"],
-                budget_usd_per_problem=o["budget_usd_per_problem"], budget_tokens_per_problem=o["budget_tokens_per_problem"],
-                verifier=o["verifier"], judge_model=o["judge_model"], judge_base_url=o["judge_base_url"],
-                judge_prompt=o["judge_prompt"],
-                reward_url=o["reward_url"], reward_model=o["reward_model"], reward_price=o["reward_price"],
-                search=_strategy_options(o), draft_model=o["draft_model"], draft_base_url=o["draft_base_url"],
-                accept_threshold=o["accept_threshold"], executor=o["executor"], ray_address=o["ray_address"],
-            )  # fmt: skip
-    return result
+        return api.execute_assembly(assemble(RunConfig.build(values)), bar.progress)
+
+#: run-description fields `infereco serve` does not take: a served request is the problem, and the
+#: server's spend is bounded by its run-wide budget; every other run flag is a serve flag too
+SERVE_EXCLUDES = frozenset({"task", "level", "limit", "data", "task_seed", "budget_usd_per_problem",
+                            "budget_tokens_per_problem", "executor", "ray_address", "label"})  # fmt: skip
+_SERVE_DEFAULTS = {"n": 1}  # one sample per request unless told: a plain proxy that bills and stores
+
+_SERVE_OWN = [
+    inspect.Parameter("host", inspect.Parameter.KEYWORD_ONLY, default="127.0.0.1", annotation=Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")]),
+    inspect.Parameter("port", inspect.Parameter.KEYWORD_ONLY, default=8000, annotation=Annotated[int, typer.Option(help="port to listen on (0: any free one, printed at start)")]),
+    inspect.Parameter("served_model_name", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option(help="the model name clients ask for (default: --model's)")]),
+    inspect.Parameter("checker", inspect.Parameter.KEYWORD_ONLY, default="numeric", annotation=Annotated[str, typer.Option(help="how answers are extracted for voting: numeric, math, exact")]),
+    inspect.Parameter("serve_api_key_env", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option(help="environment variable holding a key clients must send as 'Authorization: Bearer KEY'")]),
+]  # fmt: skip
 
 
-def _strategy_options(o: dict[str, Any]) -> dict[str, Any]:
-    """The strategy flags that were given (beam/pf/epf search, adaptive stopping); the rest keep the strategy's defaults."""
-    given = {"max_steps": o["max_steps"], "delimiter": o["step_delimiter"], "width": o["beam_width"],
-             "temperature": o["pf_temperature"], "entropy_floor": o["entropy_floor"], "argmax": o["pf_argmax"] or None,
-             "round_size": o["round_size"], "rule": o["stop_rule"], "confidence": o["stop_confidence"],
-             "margin": o["stop_margin"], "submit": o["submit"]}  # fmt: skip
-    if given["delimiter"] is not None:  # "\\n" on a command line means a newline
-        given["delimiter"] = str(given["delimiter"]).encode().decode("unicode_escape")
-    return {k: v for k, v in given.items() if v is not None}
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on (0: any free one, printed at start)")] = 8000,
-    served_model_name: Annotated[Optional[str], typer.Option(help="the model name clients ask for (default: --model's)")] = None,
-    checker: Annotated[str, typer.Option(help="how answers are extracted for voting: numeric, math, exact")] = "numeric",
-    serve_api_key_env: Annotated[Optional[str], typer.Option(help="environment variable holding a key clients must send as 'Authorization: Bearer KEY'")] = None,
-    strategy: Annotated[str, typer.Option(help="repeated, majority, bon, weighted, bom, beam, pf, epf, adaptive (a request may override it)")] = "majority",
-    n: Annotated[int, typer.Option("--n", help="samples (beams, particles) per request")] = 1,
-    verifier: Annotated[Optional[str], typer.Option(help="for bon/weighted/bom/beam/pf/epf: arithmetic (default), judge, reward")] = None,
-    judge_model: Annotated[Optional[str], typer.Option(help="--verifier judge: the judging model (default: the model served)")] = None,
-    judge_base_url: Annotated[Optional[str], typer.Option(help="--verifier judge: an OpenAI-compatible server for --judge-model")] = None,
-    judge_prompt: Annotated[Optional[str], typer.Option(help="--verifier judge: the yes/no question, with {problem} and {solution}")] = None,
-    reward_url: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's endpoint")] = None,
-    reward_model: Annotated[Optional[str], typer.Option(help="--verifier reward: the reward model's name on its server")] = None,
-    reward_price: Annotated[Optional[float], typer.Option(help="--verifier reward: USD per 1M prompt tokens")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="beam/pf/epf: most reasoning steps per solution")] = None,
-    step_delimiter: Annotated[Optional[str], typer.Option(help="beam/pf/epf: what ends a step (default a blank line)")] = None,
-    beam_width: Annotated[Optional[int], typer.Option(help="beam: ways each kept beam is extended")] = None,
-    pf_temperature: Annotated[Optional[float], typer.Option(help="pf/epf: softmax temperature over process scores")] = None,
-    draft_model: Annotated[Optional[str], typer.Option(help="speculative steps: the small model that drafts them")] = None,
-    draft_base_url: Annotated[Optional[str], typer.Option(help="speculative steps: an OpenAI-compatible server for --draft-model")] = None,
-    accept_threshold: Annotated[float, typer.Option(help="speculative steps: keep drafts rated >= this (0-9)")] = 7.0,
-    round_size: Annotated[Optional[int], typer.Option(help="adaptive: samples drawn per round")] = None,
-    stop_rule: Annotated[Optional[str], typer.Option(help="adaptive: beta or margin")] = None,
-    backend: Annotated[str, typer.Option(help="llamacpp (embedded default) or openai")] = "llamacpp",
-    model: Annotated[Optional[str], typer.Option(help="embedded model name / .gguf path, or the upstream's model name")] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(metavar="URL", help="the upstream OpenAI-compatible endpoint; repeat for replicas")] = None,
-    api_key_env: Annotated[str, typer.Option(help="environment variable holding the upstream's API key (never stored)")] = "OPENAI_API_KEY",
-    concurrency: Annotated[Optional[int], typer.Option(help="requests answered at once, and upstream requests in flight (default 8; embedded 2)")] = None,
-    max_n: Annotated[Optional[int], typer.Option(help="samples per upstream request ('n'); 1 for servers that ignore n")] = None,
-    max_retries: Annotated[int, typer.Option(help="retries of a failed upstream request")] = 5,
-    timeout: Annotated[float, typer.Option(help="seconds one upstream request may take")] = 600.0,
-    api_kind: Annotated[str, typer.Option("--api", help="upstream API: chat or completions")] = "chat",
-    max_tokens: Annotated[int, typer.Option(help="completion token limit per sample when a request sets none")] = 256,
-    temperature: Annotated[float, typer.Option(help="when a request sets none")] = 0.8,
-    top_p: Annotated[float, typer.Option(help="when a request sets none")] = 1.0,
-    seed: Annotated[int, typer.Option(help="sampling seed (part of the runs' identity)")] = 0,
-    store: Annotated[Path, typer.Option(help="SQLite store: every upstream call, under a run per (model, strategy options)")] = Path("infereco.db"),
-    prices: Annotated[Optional[Path], typer.Option(help="TOML price file")] = None,
-    input_price: Annotated[Optional[float], typer.Option(help="USD per 1M prompt tokens")] = None,
-    output_price: Annotated[Optional[float], typer.Option(help="USD per 1M completion tokens")] = None,
-    usd_per_hour: Annotated[Optional[float], typer.Option(help="USD per hour of machine time (local models)")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option(help="hard limit on what all served requests spend, in USD (counted from the store)")] = None,
-    budget_tokens: Annotated[Optional[int], typer.Option(help="hard limit on the tokens all served requests spend")] = None,
-) -> None:
+def serve(ctx: typer.Context, **options: Any) -> None:
     """Serve a strategy behind an OpenAI-compatible endpoint; every upstream call is billed and stored.
 
+    Takes `infereco run`'s flags (strategy, backend, prices, budget, ...) except the task's.
     Example: infereco serve --backend openai --base-url http://127.0.0.1:8080/v1 --model NAME
     --input-price 0.15 --output-price 0.60 --strategy majority --n 8 --store served.db
     """
+    from infereco.runconfig import RunConfig
     from infereco.serve import serve as run_server
 
-    o = dict(
-        served_model_name=served_model_name, checker=checker, serve_api_key_env=serve_api_key_env, strategy=strategy,
-        n=n, verifier=verifier, judge_model=judge_model, judge_base_url=judge_base_url, judge_prompt=judge_prompt,
-        reward_url=reward_url, reward_model=reward_model, reward_price=reward_price, max_steps=max_steps,
-        step_delimiter=step_delimiter, beam_width=beam_width, pf_temperature=pf_temperature, draft_model=draft_model,
-        draft_base_url=draft_base_url, accept_threshold=accept_threshold, round_size=round_size, stop_rule=stop_rule,
-        backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-        max_n=max_n, max_retries=max_retries, timeout=timeout, api_kind=api_kind, max_tokens=max_tokens,
-        temperature=temperature, top_p=top_p, seed=seed, store=store, prices=prices, input_price=input_price,
-        output_price=output_price, usd_per_hour=usd_per_hour, budget_usd=budget_usd, budget_tokens=budget_tokens,
-    )  # fmt: skip
-    run_server(o, host=host, port=port)
+    host, port = options.pop("host"), options.pop("port")
+    own = {k: options.pop(k) for k in ("served_model_name", "checker", "serve_api_key_env")}
+    values, _ = given_options(ctx, options)
+    config = RunConfig.build({**_SERVE_DEFAULTS, **values})  # validated and checked like a run's
+    o = {k: v for k, v in config.model_dump().items() if k not in SERVE_EXCLUDES}
+    run_server({**o, **own}, host=host, port=port)
+
+
+serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context), *_SERVE_OWN,
+     *run_parameters(exclude=SERVE_EXCLUDES, defaults=_SERVE_DEFAULTS)]
+)  # fmt: skip
+app.command("serve")(serve)
 
 
 @app.command()

@@ -108,7 +108,7 @@ def solve_shard(
     that failed for good is raised after the records of the requests that were already in flight
     have been yielded (as the local Runner stores them before raising).
     """
-    from infereco.api import spec_from_config
+    from infereco.assemble import spec_from_config
 
     spec, backend, price, roles = spec_from_config(config, label, max_retries=max_retries)
     keep = set(problem_ids)

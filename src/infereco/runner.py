@@ -20,6 +20,7 @@ from typing import Any
 from infereco.backends.base import Backend, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
+from infereco.errors import BackendError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
@@ -47,6 +48,9 @@ class RunSpec:
     params: SamplingParams = SamplingParams()
     seed: int = 0
     label: str | None = None
+    #: the run description it was assembled from (`RunConfig.stored()`), kept with the run so that
+    #: `--resume` and Ray workers rebuild it; not part of its identity
+    description: dict[str, Any] | None = field(default=None, compare=False)
 
     def identity(self, backend: Backend) -> dict[str, Any]:
         ident = dict(backend.describe())
@@ -234,6 +238,8 @@ class Runner:
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
+        if self.spec.description is not None:
+            config["description"] = self.spec.description
         others = {r: {"backend": s.backend.describe(), "price": s.price.describe()} for r, s in self._roles.items() if r != "main"}
         if others:
             config["roles"] = others
@@ -356,12 +362,26 @@ class Runner:
                     for record in outcome:
                         stored[record.index] = record
             got = [stored[i] for i in range(n) if i in stored]
+            if params.logprobs or params.top_logprobs > 0:
+                self._require_logprobs(got, step, role, served.backend)
             if len(got) < n:
                 affordable = got[: next((k for k, s in enumerate(got) if s.index != k), len(got))]  # a prefix 0..m-1
                 if over_budget is not None and affordable:
                     return affordable
                 raise over_budget or _ProblemOverBudget()
             return got
+
+    def _require_logprobs(self, records: list[SampleRecord], step: str, role: str, backend: Backend) -> None:
+        """Stop the run at the first answer that lacks the logprobs its step asked for.
+
+        A judge's P(yes) and a speculative rating are read from logprobs; a server that does not
+        return them (only its answer tells) would make every such score a constant, paid for.
+        """
+        if all(r.logprobs_json is not None for r in records):
+            return
+        exc = _no_logprobs(role, step, backend)
+        self._failure = self._failure or exc
+        raise exc
 
     async def _send(
         self,
@@ -424,6 +444,9 @@ class Runner:
                 self._failure = self._failure or exc
                 raise
             busy_s = served.clock.stop(token)
+            if request.logprobs and any(c.logprobs is None for c in completions):
+                # stored below (it was paid for); no other request starts: `sample` raises this
+                self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
         checker = self.spec.task.checker
         total_completion = sum(c.completion_tokens for c in completions)
         busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
@@ -580,6 +603,19 @@ class _RetryLedger:
             budget.release(reservation)
         self._held = []
         return self.lost_usd, self.lost_tokens
+
+
+def served_role(roles: dict[str, _Served], served: _Served) -> str:
+    return next((r for r, s in roles.items() if s is served and r != "main"), "main")
+
+
+def _no_logprobs(role: str, step: str, backend: Backend) -> BackendError:
+    where = getattr(backend, "base_url", None) or getattr(backend, "kind", "")
+    return BackendError(
+        f"the {role} backend (model {backend.model!r} at {where}) answered step {step!r} without the logprobs "
+        "it was asked for, so its scores would be a constant; use a server that returns logprobs "
+        "(llama.cpp, vLLM, SGLang) for this role, or another --verifier"
+    )
 
 
 class _Stopped(Exception):

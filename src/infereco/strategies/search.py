@@ -23,60 +23,19 @@ out mid-search ends the search with the best partial solutions it has.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-from collections import Counter
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from infereco.checkers import states_final_answer
 from infereco.errors import UserError
-from infereco.strategies.base import BudgetSpent, SamplingContext, SamplingParams, StrategyResult, content_key
+from infereco.strategies.base import BudgetSpent, SamplingContext, StrategyResult
+from infereco.strategies.speculative import speculative_env
+from infereco.strategies.steps import ModelSteps, Partial, StepEnv, expand_all, score_all
 from infereco.verifiers import ArithmeticVerifier, Verifier
 
-
-@dataclass(frozen=True)
-class Partial:
-    """A partial solution: the steps so far, and whether it is finished."""
-
-    steps: tuple[str, ...] = ()
-    done: bool = False
-    #: which model wrote each step ("main", or "draft" for an accepted speculative draft); not
-    #: part of equality: the same text is the same state whoever wrote it
-    authors: tuple[str, ...] = field(default=(), compare=False)
-
-
-class StepEnv(Protocol):
-    async def expand(self, partial: Partial, m: int) -> list[Partial]:
-        """m continuations of an unfinished partial solution by one step (fewer never: m or raise)."""
-        ...
-
-    async def score(self, partial: Partial) -> float:
-        """The process verifier's score of a partial solution, in [0, 1]."""
-        ...
-
-    def answer(self, partial: Partial) -> tuple[str | None, bool | None]:
-        """The final answer a (finished) partial solution gives, and whether it is right."""
-        ...
-
-
-async def expand_all(env: StepEnv, partials: list[Partial], per: int = 1) -> list[Partial]:
-    """Each unfinished partial extended `per` ways (finished ones kept once, as they are).
-
-    Identical partials are grouped, so k copies of one prefix cost one request for k × per steps
-    (which are different samples, not k copies of the same one).
-    """
-    finished = [p for p in partials if p.done]
-    groups = Counter(p for p in partials if not p.done)
-    grown = await asyncio.gather(*(env.expand(p, count * per) for p, count in groups.items()))
-    return finished + [child for children in grown for child in children]
-
-
-async def score_all(env: StepEnv, partials: list[Partial]) -> list[float]:
-    unique = list(dict.fromkeys(partials))
-    scores = dict(zip(unique, await asyncio.gather(*(env.score(p) for p in unique)), strict=True))
-    return [scores[p] for p in partials]
+__all__ = ["BeamSearch", "ModelSteps", "ParticleFilter", "Partial", "StepEnv", "beam_search", "expand_all",
+           "make_search", "particle_filter", "score_all"]  # fmt: skip
 
 
 def softmax(scores: list[float], temperature: float) -> list[float]:
@@ -183,44 +142,6 @@ async def particle_filter(
     return SearchOutcome(particles[pick], depth, stopped, trace)
 
 
-class ModelSteps:
-    """The StepEnv of a real model behind a SamplingContext."""
-
-    def __init__(self, ctx: SamplingContext, verifier: Verifier, delimiter: str, max_steps: int, params: SamplingParams) -> None:
-        self.ctx = ctx
-        self.verifier = verifier
-        self.delimiter = delimiter
-        self.max_steps = max_steps
-        self.params = replace(params, stop=(delimiter,))
-
-    def messages(self, partial: Partial) -> list[dict[str, str]]:
-        """The task's prompt, and the steps so far as the assistant's partial answer to continue."""
-        messages = self.ctx.messages()
-        if partial.steps:
-            messages = messages + [{"role": "assistant", "content": self.delimiter.join(partial.steps) + self.delimiter}]
-        return messages
-
-    def grow(self, partial: Partial, text: str, finish_reason: str | None, author: str = "main") -> Partial:
-        """The partial solution one generated step longer, finished if that step ends it."""
-        text = text.strip()
-        steps = partial.steps + ((text,) if text else ())
-        done = (not text or states_final_answer(text) or finish_reason == "length"
-                or len(steps) >= self.max_steps)  # fmt: skip
-        return Partial(steps, done, partial.authors + ((author,) if text else ()))
-
-    async def expand(self, partial: Partial, m: int) -> list[Partial]:
-        step = f"step/{len(partial.steps)}/{content_key(partial.steps)}"
-        records = await self.ctx.sample(step, m, self.messages(partial), self.params)
-        return [self.grow(partial, r.text, r.finish_reason) for r in records]
-
-    async def score(self, partial: Partial) -> float:
-        return await self.verifier.score_steps(self.ctx, list(partial.steps))
-
-    def answer(self, partial: Partial) -> tuple[str | None, bool | None]:
-        answer = self.ctx.checker.extract(self.delimiter.join(partial.steps))
-        return answer, self.ctx.checker.is_correct(answer, self.ctx.problem.answer)
-
-
 @dataclass(frozen=True)
 class _StepSearch:
     n: int
@@ -239,8 +160,6 @@ class _StepSearch:
         return {"name": self.name, "n": self.n, "verifier": self.verifier.describe(), **own}  # type: ignore[attr-defined]
 
     def _env(self, ctx: SamplingContext) -> ModelSteps:
-        from infereco.strategies.speculative import speculative_env
-
         return speculative_env(ctx, self.verifier, self.delimiter, self.max_steps, self.generator)
 
     async def _search(self, env: StepEnv, rng: random.Random) -> SearchOutcome:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from infereco.strategies.base import BudgetSpent, SamplingContext, SamplingParams, StrategyResult, content_key
-from infereco.strategies.search import ModelSteps, Partial, StepEnv, expand_all
+from infereco.strategies.steps import ModelSteps, Partial, StepEnv, expand_all
 from infereco.verifiers import ArithmeticVerifier, Verifier
 
 RATE_PROMPT = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from infereco.strategies.base import SamplingContext, SamplingParams, content_key
 
@@ -60,6 +60,8 @@ class LLMJudge:
     top_logprobs: int = 10
     name: str = "judge"
     role: str | None = "judge"
+    #: P(yes) is read from logprobs: a backend that cannot return them is refused for this role
+    needs_logprobs: ClassVar[bool] = True
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "outcome_prompt": self.outcome_prompt,

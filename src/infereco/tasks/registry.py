@@ -1,0 +1,111 @@
+"""The task-format registry: every `--task` name, how its problems are built, and what it takes.
+
+An entry's `build(name, level=, limit=, seed=, path=)` returns a `Task` whose `spec` rebuilds it
+(`get_task(**task.spec)`); `needs_data` says it reads `--data PATH`; `suffixes` lets a file be given
+directly as the task (`--task questions.jsonl`). Loaders are imported when first used.
+
+Adding a task format is one module with its loader and a `register(TaskFormat(...))` call.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infereco.errors import UserError
+
+Builder = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class TaskFormat:
+    name: str
+    description: str
+    build: str | Builder
+    #: reads its problems from `--data PATH`
+    needs_data: bool = False
+    #: file name endings that select this format when the file is given as `--task`
+    suffixes: tuple[str, ...] = ()
+    #: shown by `infereco tasks` under this name (e.g. "PATH.jsonl|PATH.csv")
+    shown_as: str | None = None
+
+    def builder(self) -> Builder:
+        if callable(self.build):
+            return self.build
+        module, _, attr = self.build.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_FORMATS: dict[str, TaskFormat] = {}
+
+
+def register(fmt: TaskFormat) -> TaskFormat:
+    _FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def unregister(name: str) -> None:
+    _FORMATS.pop(name)
+
+
+def formats() -> list[TaskFormat]:
+    return list(_FORMATS.values())
+
+
+def resolve(name: str) -> TaskFormat:
+    """The format a `--task` value names: a registered name, or a file by its suffix."""
+    if name in _FORMATS:
+        return _FORMATS[name]
+    for fmt in _FORMATS.values():
+        if fmt.suffixes and name.lower().endswith(fmt.suffixes):
+            return fmt
+    known = ", ".join(f.name for f in _FORMATS.values() if not f.suffixes)
+    suffixes = "/".join(s for f in _FORMATS.values() for s in f.suffixes)
+    raise UserError(f"--task {name!r} is unknown (expected one of: {known}, or a path ending in {suffixes})")
+
+
+def build(name: str, *, level: int = 1, limit: int | None = None, seed: int = 0, path: str | Path | None = None) -> Any:
+    fmt = resolve(name)
+    if fmt.needs_data and path is None:
+        raise UserError(f"--task {name} needs --data PATH")
+    return fmt.builder()(name, level=level, limit=limit, seed=seed, path=path)
+
+
+# ---- the built-in formats ----
+
+_DEFAULT_ARITHMETIC_LIMIT = 30
+
+
+def _arithmetic(name: str, *, level: int, limit: int | None, seed: int, path: Any) -> Any:
+    from infereco.tasks.arithmetic import arithmetic_task
+
+    return arithmetic_task(level=level, limit=_DEFAULT_ARITHMETIC_LIMIT if limit is None else limit, seed=seed)
+
+
+def _file(fmt: str) -> Builder:
+    def build(name: str, *, level: int, limit: int | None, seed: int, path: Any) -> Any:
+        from infereco.tasks.files import load_csv_task, load_jsonl_task
+
+        source = path if path is not None else name  # a file given directly as the task
+        if str(source).lower().endswith(".csv"):
+            if fmt == "math":
+                raise UserError(f"--task math needs a .jsonl file, got {source}")
+            return load_csv_task(source, limit=limit)
+        return load_jsonl_task(source, fmt=fmt, limit=limit)
+
+    return build
+
+
+register(TaskFormat("arithmetic", "generated integer arithmetic, --level 1..5 (sums to multi-step word problems)", _arithmetic))
+register(TaskFormat("gsm8k", "GSM8K-style JSONL/CSV from --data PATH ('question', 'answer' ending in '#### N')", _file("gsm8k"),
+                    needs_data=True))  # fmt: skip
+register(TaskFormat("math", "MATH-style JSONL from --data PATH ('problem', 'solution' with \\boxed{})", _file("math"), needs_data=True))
+register(TaskFormat("jsonl", "JSONL from --data PATH, GSM8K or MATH format detected from the first row", _file("auto"), needs_data=True))
+register(TaskFormat("file", "a file given directly as the task name, format detected", _file("auto"), suffixes=(".jsonl", ".csv"),
+                    shown_as="PATH.jsonl|PATH.csv"))  # fmt: skip
+
+
+__all__ = ["TaskFormat", "build", "formats", "register", "resolve", "unregister"]
