@@ -206,7 +206,9 @@ def test_override_picks_another_run(tmp_path: Path) -> None:
         _, prompt, completion = up.bill_for(b["request_id"])
         assert over.usage.cost_usd == pytest.approx(price(prompt, completion))  # type: ignore[attr-defined]
         for body, param in (({"n": 0}, "infereco.n"), ({"strategy": "nope"}, "infereco.strategy"),
-                            ({"colour": "red"}, "infereco.colour"), ({"strategy": "majority", "verifier": "judge"}, "infereco.verifier")):  # fmt: skip
+                            ({"colour": "red"}, "infereco.colour"), ({"strategy": "majority", "verifier": "judge"}, "infereco.verifier"),
+                            ({"judge_base_url": "http://127.0.0.1:1/v1"}, "infereco.judge_base_url"),  # where calls go: the server's choice
+                            ({"strategy": "beam", "beam_width": 0}, "infereco.beam_width")):  # fmt: skip
             with pytest.raises(openai.BadRequestError) as bad:
                 client.chat.completions.create(model="fake", messages=Q, extra_body={"infereco": body})
             assert bad.value.body["param"] == param, bad.value.body  # type: ignore[index]
