@@ -328,3 +328,31 @@ def test_stream_cut_by_the_upstream_is_not_retried(tmp_path: Path) -> None:
         assert got == ["Adding "]  # the client has the first word; a retry could have contradicted it
         assert "after streaming began" in str(failed.value)
         assert len(up.bodies) == 1  # not retried
+
+
+@pytest.mark.model
+def test_embedded_model_streams_and_bills(tmp_path: Path) -> None:
+    """The default backend: llama.cpp's server streams its tokens through the proxy (with the
+    logprobs that count them), and the request is billed its share of machine time."""
+    store = tmp_path / "served.db"
+    proc = subprocess.Popen([sys.executable, "-m", "infereco.cli", "serve", "--port", "0", "--strategy", "repeated",
+                             "--store", str(store), "--timeout", "120"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+        assert found, line + proc.stderr.read()
+        client = openai.OpenAI(base_url=found.group(1), api_key="unused", max_retries=0, timeout=300)
+        [model] = [m.id for m in client.models.list()]
+        chunks = list(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Count from 1 to 5."}], max_tokens=12, temperature=0,
+            stream=True, stream_options={"include_usage": True},
+        ))  # fmt: skip
+        pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        final = chunks[-1]
+        assert len(pieces) > 2 and final.infereco["streamed_from_upstream"] is True  # type: ignore[attr-defined]
+        assert 0 < final.usage.completion_tokens <= 12 and final.usage.prompt_tokens > 0
+        assert final.usage.cost_usd > 0  # type: ignore[attr-defined]  # machine time at --usd-per-hour's default
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
