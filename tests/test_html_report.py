@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,7 @@ class _Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.urls: list[tuple[str, str, str]] = []
         self.images: list[dict[str, str]] = []
+        self.script_srcs: list[str] = []
         self.tags: set[str] = set()
         self.rows: list[list[str]] = []
         self._in_summary = self._in_cell = False
@@ -119,6 +121,8 @@ class _Page(HTMLParser):
         self.urls += [(tag, k, a[k]) for k in ("src", "href", "action", "srcset", "poster", "data") if k in a]
         if tag == "img":
             self.images.append(a)
+        if tag == "script" and "src" in a:
+            self.script_srcs.append(a["src"])
         if tag == "table" and a.get("id") == "summary":
             self._in_summary = True
         elif self._in_summary and tag == "tr":
@@ -151,14 +155,17 @@ def test_html_is_self_contained(built: tuple[Path, Path, list[dict[str, Any]]]) 
     for tag, attr, url in page.urls:
         assert url.startswith("data:"), f"<{tag} {attr}={url[:60]!r}> would need a network or another file"
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
-    assert not page.tags & {"script", "iframe", "object", "embed"}
+    assert not page.tags & {"iframe", "object", "embed"}
+    assert not page.script_srcs, page.script_srcs  # the viewer's script is inline, nothing is loaded
     assert "@import" not in text and "url(" not in text  # no stylesheet or font fetched
+    # and the browser is told so: a Content-Security-Policy that forbids every fetch but data: images
+    assert "default-src 'none'; img-src data:;" in text
 
 
 def test_html_images_are_the_plots(built: tuple[Path, Path, list[dict[str, Any]]]) -> None:
     html_path, out_dir, _ = built
     _, page = _parse(html_path)
-    assert len(page.images) == len(PLOTS) == 3
+    assert len(page.images) == len(PLOTS) == 2
     for img, (name, _, alt) in zip(page.images, PLOTS):
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix)
@@ -194,6 +201,8 @@ def test_html_escapes_and_shows_configs(built: tuple[Path, Path, list[dict[str, 
         "perfect verifier",
     ):
         assert needle in text, needle
+    # a coverage fit is shown only with what it predicted on held-out ks; else why there is none
+    assert text.count("no reliable fit: ") + text.count("within their CIs") == 3
 
 
 def test_write_html_from_summaries_alone(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:
@@ -201,7 +210,7 @@ def test_write_html_from_summaries_alone(built: tuple[Path, Path, list[dict[str,
     summaries = json.loads((built[1] / "summary.json").read_text(encoding="utf-8"))
     path = write_html(summaries, None, tmp_path / "deep" / "again.html", title="from JSON")
     text, page = _parse(path)
-    assert "<title>from JSON</title>" in text and len(page.images) == 3
+    assert "<title>from JSON</title>" in text and len(page.images) == 2
     assert [r[0] for r in page.rows[1:]] == [LOCAL, TRICKY, NEVER]
     with pytest.raises(ValueError):
         write_html(summaries, [], tmp_path / "x.html")
@@ -237,8 +246,10 @@ def test_cli_report_out_html_and_json(store: Path, tmp_path: Path) -> None:
     done = _cli("report", str(store), "--run", "aaa", "--run", "ccc", "--out", "out", "--html", "r.html", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "qwen-0.5b" in done.stdout and "never right" in done.stdout and "api <model>" not in done.stdout
-    for name in ("scaling.png", "cost.png", "cost_of_pass.png"):
+    for name in ("accuracy_cost.png", "cost_of_pass.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == PNG
+    for name in ("summary.csv", "summary.tex", "recommendations.csv", "recommendations.tex", "recommendations.json"):
+        assert (tmp_path / "out" / name).stat().st_size > 100, name
     assert len(json.loads((tmp_path / "out" / "summary.json").read_text())) == 2
     _, page = _parse(tmp_path / "r.html")
     assert [r[0] for r in page.rows[1:]] == [LOCAL, NEVER]
@@ -248,7 +259,7 @@ def test_cli_report_out_html_and_json(store: Path, tmp_path: Path) -> None:
     printed = json.loads(done.stdout)  # stdout is JSON alone; "wrote ..." goes to stderr
     assert [s["label"] for s in printed] == [LOCAL, TRICKY, NEVER]
     assert printed[2]["cost_of_pass_at_k"]["single_sample"]["mean"] == "inf"
-    assert (tmp_path / "only.html").is_file() and not (tmp_path / "scaling.png").exists()
+    assert (tmp_path / "only.html").is_file() and not (tmp_path / "accuracy_cost.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -300,7 +311,9 @@ def _chromium(user_data: Path) -> Any:
     return driver
 
 
-def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_page_renders_in_headless_chromium(
+    built: tuple[Path, Path, list[dict[str, Any]]], store: Path, tmp_path: Path
+) -> None:
     if not CHROMIUM.is_file():
         why = f"needs {CHROMIUM}: apt-get install chromium chromium-driver"
         if os.environ.get("INFERECO_REQUIRE_BROWSER"):  # set by .ci/run: CI must not skip this
@@ -320,16 +333,152 @@ def test_page_renders_in_headless_chromium(built: tuple[Path, Path, list[dict[st
             )
             table_height = driver.execute_script("return document.getElementById('summary').offsetHeight")
             title = driver.title
+            recommended = driver.execute_script(
+                "return [document.getElementById('headline').textContent, "
+                "Array.from(document.querySelectorAll('#recommendations tbody tr'), r => r.cells[1].textContent)]"
+            )
+            viewer = _use_viewer(driver)
             shot = tmp_path / "page.png"
             driver.save_screenshot(str(shot))
             logs = driver.get_log("browser")
         finally:
             driver.quit()
     assert state == "complete" and title == "infereco report"
-    assert len(images) == 3
+    assert len(images) == 2
     for complete, width, height, alt in images:
         assert complete and width >= 1000 and height >= 400 and alt, images
     assert rows == [LOCAL, TRICKY, NEVER] and table_height > 50
     errors = [entry for entry in logs if entry.get("level") in ("SEVERE", "WARNING")]
     assert not errors, errors
     assert shot.read_bytes()[:8] == PNG
+    headline, choices = recommended
+    assert "cheapest to reach" in headline or "none reaches" in headline
+    assert len(choices) == 5 and any(LOCAL in c or TRICKY in c for c in choices)
+    _check_viewer(viewer, store)
+
+
+def _use_viewer(driver: Any) -> dict[str, Any]:
+    """Drive the sample viewer as a reader would: list, open one problem, filter, switch run."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seen: dict[str, Any] = {}
+    count = "return document.querySelectorAll('#v-list details.problem').length"
+    seen["listed"] = driver.execute_script(count)
+    seen["open_before"] = driver.execute_script("return document.querySelectorAll('#v-list tr.sample').length")
+    problem = driver.find_element(By.CSS_SELECTOR, '#v-list details[data-problem="q5"] > summary')
+    driver.execute_script("arguments[0].scrollIntoView()", problem)
+    problem.click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the body is rendered on the toggle event, which the browser dispatches after the click returns
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.querySelector('#v-list details[data-problem=\"q5\"] pre.prompt')")
+    )
+    seen["q5"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#v-list details[data-problem=\"q5\"] tr.sample'), "
+        "r => Array.from(r.cells, c => c.textContent))"
+    )
+    seen["prompt"] = driver.execute_script(
+        "return document.querySelector('#v-list details[data-problem=\"q5\"] pre.prompt').textContent"
+    )
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("wrong")
+    seen["wrong"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#v-list details.problem'), d => d.dataset.problem)"
+    )
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("disagree")
+    seen["disagree"] = driver.execute_script(count)
+    Select(driver.find_element(By.ID, "v-filter")).select_by_value("all")
+    Select(driver.find_element(By.ID, "v-run")).select_by_index(2)
+    seen["run3"] = driver.execute_script(count)
+    return seen
+
+
+def _check_viewer(seen: dict[str, Any], store: Path) -> None:
+    """What the viewer showed is what the store holds: every sample of the opened problem, in order."""
+    assert seen["listed"] == 12 and seen["open_before"] == 0  # collapsed: nothing rendered until opened
+    rows = seen["q5"]
+    assert len(rows) == 8  # every sample of the problem
+    assert [r[1] for r in rows] == [str(i) for i in range(8)]
+    for step, _, answer, verdict, tokens, cost, score, finish, text in rows:
+        assert step == "sample" and text == f"Answer: {answer}" and finish == "stop"
+        assert ("right" in verdict) == (answer == "10") and tokens.startswith("60 + ") and cost.startswith("$")
+    assert seen["prompt"] == "What is 5 + 5?"
+    assert set(seen["wrong"]) == set(_wrong_problems(store)) and seen["disagree"] >= 1
+    assert seen["run3"] == 12
+
+
+def _wrong_problems(store: Path) -> list[str]:
+    """Problems of the first run whose chosen answer is wrong, from the store itself."""
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        return [pid for (pid,) in conn.execute("SELECT problem_id FROM results WHERE run_id='aaa111' AND correct=0")]
+
+
+@pytest.mark.model
+def test_the_demo_report_in_headless_chromium(tmp_path: Path) -> None:
+    """`infereco demo` on the real embedded model (small: 4 problems x 4 samples) writes report.html;
+    in Chromium it shows the recommendation, both figures, and every sample of an opened problem."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"needs {CHROMIUM}")
+    done = subprocess.run(
+        [sys.executable, "-m", "infereco.cli", "demo", "--out", "demo", "--limit", "4", "--n", "4", "--max-tokens", "96",
+         "--quiet"], env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip  (the model server's start alone may take minutes on a busy machine)
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "demo" / "report.html"
+    with sqlite3.connect(tmp_path / "demo" / "demo.db") as conn:
+        first, stored = conn.execute(
+            "SELECT problem_id, COUNT(*) FROM samples GROUP BY problem_id ORDER BY problem_id LIMIT 1"
+        ).fetchone()
+        texts = [t for (t,) in conn.execute(
+            "SELECT text FROM samples WHERE problem_id=? ORDER BY step, sample_index", (first,))]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        driver = _chromium(Path(profile))
+        try:
+            driver.get(page.resolve().as_uri())
+            headline = driver.execute_script("return document.getElementById('headline').textContent")
+            images = driver.execute_script("return Array.from(document.images, i => [i.complete, i.naturalWidth])")
+            driver.execute_script(
+                "const d = document.querySelector('#v-list details[data-problem=\"' + arguments[0] + '\"]');"
+                "d.open = true; d.scrollIntoView();", first
+            )
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            rows = "return Array.from(document.querySelectorAll('#v-list details[open] tr.sample'), r => r.cells[8].textContent)"
+            WebDriverWait(driver, 10).until(lambda d: d.execute_script(rows))  # rendered on the toggle event
+            shown = driver.execute_script(rows)
+            logs = driver.get_log("browser")
+        finally:
+            driver.quit()
+    assert "cheapest to reach" in headline or "none reaches" in headline
+    assert len(images) == 2 and all(ok and width >= 1000 for ok, width in images)
+    assert len(shown) == stored == 4 and shown == texts
+    assert not [e for e in logs if e.get("level") in ("SEVERE", "WARNING")]
+
+
+def test_viewer_embeds_every_sample_as_inert_json(tmp_path: Path) -> None:
+    """Thousands of samples travel as one JSON block, nothing rendered until a problem is opened; a
+    sample whose text is markup (or tries to close the script) stays data."""
+    path = tmp_path / "big.db"
+    hostile = '</script><script>document.title="pwned"</script><!-- \u2028 & <b>bold</b>'
+    with Store(path) as db:
+        config = _config("m", "openai", 40, {"input_per_mtok": 1.0, "output_per_mtok": 1.0, "source": "flags"})
+        _add_run(db, "big1", "big run", config, np.linspace(0.2, 0.8, 100), 1e-5)
+        key = "q0|sample|hostile"
+        db.record_request("big1", RequestRecord(
+            key=key, problem_id="q0", step="judge/outcome/x", start_index=0, n=1, seed=1, latency_s=0.1, busy_s=0.1,
+            prompt_tokens=5, cached_prompt_tokens=0, completion_tokens=5, cost_usd=1e-6), [SampleRecord(
+            problem_id="q0", step="judge/outcome/x", index=0, request_key=key, text=hostile, finish_reason="stop",
+            answer=None, correct=False, prompt_tokens=5, cached_prompt_tokens=0, completion_tokens=5,
+            reasoning_tokens=0, latency_s=0.1, cost_usd=1e-6, seed=1)])  # fmt: skip
+    api.report(path, html=tmp_path / "big.html")
+    text = (tmp_path / "big.html").read_text(encoding="utf-8")
+    assert '<tr class="sample"' not in text and '<details class="problem"' not in text  # rendered lazily, by the script
+    block = re.search(r'<script type="application/json" id="v-data">(.*?)</script>', text, re.S)
+    assert block is not None and "</script" not in block.group(1) and "<" not in block.group(1)
+    data = json.loads(block.group(1))
+    [run] = data["runs"]
+    assert sum(len(p["s"]) for p in run["problems"]) == 100 * 40 + 1
+    assert any(s[2] == hostile for p in run["problems"] for s in p["s"])

@@ -136,7 +136,7 @@ def test_cli_library_and_experiment_make_the_same_run(server: FakeServer, tmp_pa
     exp = api.Experiment("arithmetic", "majority", "fake", **{k: v for k, v in common.items() if k != "model"})
     second = exp.run(store)
     code, _, err = _cli(["run", "--backend", "openai", "--base-url", server.base_url, "--model", "fake", "--limit", "2",
-                         "--n", "3", "--max-tokens", "16", "--input-price", "0", "--output-price", "0", "--store",
+                         "--level", "1", "--n", "3", "--max-tokens", "16", "--input-price", "0", "--output-price", "0", "--store",
                          str(store), "--quiet"])  # fmt: skip
     assert code == 0, err
     assert first.run_id == second.run_id

@@ -41,10 +41,33 @@ class RunResult:
     budget_note: str | None = None
 
     def to_pandas(self) -> Any:
-        """One row per stored sample (needs pandas)."""
+        """One row per stored sample (needs pandas): the pool's numbers, and what a reader needs to
+        look at it: the problem's prompt and reference answer, the sample's text, extracted answer
+        and finish reason, and the strategy's chosen answer for the problem. A search strategy's
+        pool has one row per problem (its answer), whose text is the chosen answer's."""
         from infereco.report import pool_to_pandas
 
-        return pool_to_pandas(self.pool)
+        frame = pool_to_pandas(self.pool)
+        with Store(self.store_path) as db:
+            prompts = db.problem_prompts(self.run_id)
+            chosen = db.results(self.run_id)
+            texts = {(pid, index): (text, answer, finish) for pid, step, index, text, answer, _, _, _, _, finish
+                     in db.viewer_rows(self.run_id) if step == "sample"}  # fmt: skip
+        name = (self.pool.config.get("strategy") or {}).get("name")
+        outcomes = name is not None and not _pools(name)
+        keys = list(zip(frame["problem_id"], frame["sample_index"]))
+        frame["prompt"] = [prompts.get(pid, ("", ""))[0] for pid, _ in keys]
+        frame["reference"] = [prompts.get(pid, ("", ""))[1] for pid, _ in keys]
+        if outcomes:
+            frame["text"] = [chosen.get(pid, (None, None, {}))[0] for pid, _ in keys]
+            frame["answer"] = frame["text"]
+            frame["finish_reason"] = None
+        else:
+            frame["text"] = [texts.get((pid, int(i)), (None, None, None))[0] for pid, i in keys]
+            frame["answer"] = [texts.get((pid, int(i)), (None, None, None))[1] for pid, i in keys]
+            frame["finish_reason"] = [texts.get((pid, int(i)), (None, None, None))[2] for pid, i in keys]
+        frame["chosen_answer"] = [chosen.get(pid, (None, None, {}))[0] for pid, _ in keys]
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,13 +231,18 @@ def _pools(name: str) -> bool:
         return True
 
 
-def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0) -> RunResult:
+def result_from_store(
+    db: Store, run_id: str, *, reused: int = 0, sent: int = 0, problems: Sequence[str] | None = None
+) -> RunResult:
+    """A stored run as a `RunResult`; with `problems`, summarised on those of its problems only."""
     from infereco.metrics import summarize
 
     config = db.run(run_id)["config"]
     name = (config.get("strategy") or {}).get("name")
     searched = name is not None and not _pools(name)
     pool = db.load_pool(run_id, outcomes=searched)  # a search's answers are its samples
+    if problems is not None:
+        pool = pool.restrict(problems)
     summary = summarize(pool)
     summary["label"] = pool.label
     summary["run_id"] = run_id
@@ -223,23 +251,60 @@ def result_from_store(db: Store, run_id: str, *, reused: int = 0, sent: int = 0)
         used = [info["samples_used"] for info in db.result_infos(run_id) if "samples_used" in info]
         if used:
             summary["mean_samples_used"] = sum(used) / len(used)
+    from infereco.runs import run_info
+
+    summary["run_status"] = run_info(db, db.run(run_id)).to_dict()
     return RunResult(run_id, db.path, db.totals(run_id), pool, summary, reused, sent)
 
 
-def load_results(store: str | Path, run_ids: Sequence[str] | None = None) -> list[RunResult]:
+def load_results(
+    store: str | Path, run_ids: Sequence[str] | None = None, *, allow_mixed: bool = True
+) -> list[RunResult]:
     """The stored runs (ids or unique prefixes; None: all, oldest first) as summarised results.
 
     Nothing is sampled: every number comes from the samples the store holds. A missing store or an
-    unknown run is a `UserError`; an existing file is never created or changed.
+    unknown run is a `UserError`; an existing file is never created or changed. With
+    `allow_mixed=False`, runs over different problem sets are summarised on the problems they all
+    have (`summary["compared_on"]` says how many of each run's), and runs with no problem in
+    common are a `UserError`: a curve over other problems is not a comparison.
     """
     path = Path(store)
     if not path.is_file():
         raise UserError(f"no such store: {path}")
     with Store(path) as db:
-        ids = list(run_ids) if run_ids else [r["run_id"] for r in db.runs()]
+        ids = [db.run(r)["run_id"] for r in run_ids] if run_ids else [r["run_id"] for r in db.runs()]
         if not ids:
             raise UserError(f"{path} holds no runs yet")
-        return [result_from_store(db, db.run(r)["run_id"]) for r in ids]
+        results = [result_from_store(db, r) for r in ids]
+        if allow_mixed or len(results) < 2:
+            return results
+        keys = [_problem_keys(db, r) for r in results]
+        sampled = [set(k.values()) for k in keys if k]  # an empty run has no problems to compare on
+        if len(sampled) < 2 or all(k == sampled[0] for k in sampled):
+            return results
+        common = set.intersection(*sampled)
+        if not common:
+            sizes = ", ".join(f"{r.summary['label']}: {len(k)}" for r, k in zip(results, keys))
+            raise UserError(
+                f"the runs of {path} share no problem ({sizes} problems); compare runs of one task, "
+                "choose them with --run, or pass --allow-mixed to overlay them anyway"
+            )
+        aligned = []
+        for r, k in zip(results, keys):
+            if not k:
+                aligned.append(r)
+                continue
+            kept = [pid for pid, key in k.items() if key in common]
+            again = result_from_store(db, r.run_id, problems=kept) if len(kept) < len(k) else r
+            again.summary["compared_on"] = {"problems": len(kept), "of": len(k)}
+            aligned.append(again)
+        return aligned
+
+
+def _problem_keys(db: Store, result: RunResult) -> dict[str, tuple[str, str]]:
+    """problem id -> (id, prompt) of the problems a run's pool covers: equal keys, the same problem."""
+    prompts = db.problem_prompts(result.run_id)
+    return {pid: (pid, prompts.get(pid, ("", ""))[0]) for pid in result.pool.problem_ids}
 
 
 @contextmanager
@@ -257,29 +322,117 @@ def write_report(
     html: str | Path | None = None,
     *,
     store: str | Path | None = None,
+    recommendations: Sequence[Any] | None = None,
 ) -> list[Path]:
-    """Write scaling.png, cost.png, cost_of_pass.png and summary.json into out_dir, and/or one
-    self-contained HTML page at `html`; returns the files written.
+    """Write accuracy_cost.png, cost_of_pass.png, summary.json, recommendations.json and the tables
+    as CSV and LaTeX (summary.csv/.tex, recommendations.csv/.tex) into out_dir, and/or one
+    self-contained HTML page at `html` (with a viewer of every stored sample); returns the files
+    written. `recommendations`: from `report_data`; None recommends for `DEFAULT_TARGETS`.
 
     The page embeds the PNGs written to out_dir when there is one (rendered once, identical in
     both places). A path that cannot be written is a `UserError` naming the flag and the path.
     """
     from infereco.html_report import render_plots, write_html
     from infereco.report import write_json
+    from infereco.tables import write_tables
+    from infereco.viewer import viewer_data
 
     if html is not None and Path(html).is_dir():
         raise UserError(f"--html {html}: is a folder; give a file name such as report.html")
+    if recommendations is None:
+        from infereco.recommendation import recommend as pick
+
+        found = settings(results)
+        recommendations = [rec for goal in DEFAULT_TARGETS for rec in pick(found, goal)]
     summaries = [r.summary for r in results]
     written: list[Path] = []
     plots: dict[str, Path] | None = None
     if out_dir is not None:
         with _writing("--out", out_dir):
-            plots = render_plots(summaries, out_dir)
+            plots = render_plots(summaries, out_dir, recommendations=recommendations)
             written += [*plots.values(), write_json(summaries, Path(out_dir) / "summary.json")]
+            written.append(write_json([r.to_dict() for r in recommendations], Path(out_dir) / "recommendations.json"))
+            written += write_tables(summaries, recommendations, out_dir)
     if html is not None:
         with _writing("--html", html):
-            written.append(write_html(summaries, [r.pool for r in results], html, plots=plots, store=store))
+            samples = viewer_data(results)
+            written.append(write_html(summaries, [r.pool for r in results], html, plots=plots, store=store,
+                                      recommendations=recommendations, samples=samples))  # fmt: skip
     return written
+
+
+#: the accuracies a report recommends a setting for when the caller names none
+DEFAULT_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def settings(results: Sequence[RunResult], *, n_boot: int = 1000, seed: int = 0) -> list[Any]:
+    """Every deployable setting (model, strategy, k) the runs can estimate (see `recommendation.py`)."""
+    from infereco.recommendation import settings_for_run
+
+    out: list[Any] = []
+    for r in results:
+        config = r.pool.config or r.summary.get("config") or {}
+        with Store(r.store_path) as db:
+            spent = db.problem_costs(r.run_id)
+        out += settings_for_run(r.pool, config, label=r.summary.get("label"), problem_usd=spent, n_boot=n_boot, seed=seed)
+    return out
+
+
+def recommend(
+    store: str | Path,
+    target_accuracy: float,
+    *,
+    confidence: float | None = None,
+    run_ids: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Any]:
+    """The cheapest setting reaching `target_accuracy` on each task of the store, from stored samples only.
+
+    Mirrors `infereco recommend STORE --target-accuracy A [--confidence C]`: every (model,
+    strategy, k <= N) the runs can estimate is a candidate; returns one `Recommendation` per task
+    (choice, runner-up per model, or the closest when none reaches A). Example:
+    `infereco.recommend("runs.db", 0.8)[0].choice`.
+    """
+    from infereco.recommendation import _check
+    from infereco.recommendation import recommend as pick
+
+    _check(target_accuracy, confidence)
+    return pick(settings(load_results(store, run_ids), n_boot=n_boot, seed=seed), target_accuracy, confidence=confidence)
+
+
+@dataclass
+class ReportData:
+    """What a report shows: the runs, their notes, and the recommendation for each target."""
+
+    results: list[RunResult]
+    recommendations: list[Any]
+    settings: list[Any]
+
+    @property
+    def summaries(self) -> list[dict[str, Any]]:
+        return [r.summary for r in self.results]
+
+
+def report_data(
+    store: str | Path,
+    run_ids: Sequence[str] | None = None,
+    *,
+    targets: Sequence[float] | None = None,
+    confidence: float | None = None,
+    allow_mixed: bool = False,
+) -> ReportData:
+    """Load, align and summarise runs, and recommend a setting for each target accuracy."""
+    from infereco.recommendation import _check
+    from infereco.recommendation import recommend as pick
+
+    goals = list(targets) if targets else list(DEFAULT_TARGETS)
+    for goal in goals:
+        _check(goal, confidence)
+    results = load_results(store, run_ids, allow_mixed=allow_mixed)
+    found = settings(results)
+    recs = [rec for goal in goals for rec in pick(found, goal, confidence=confidence)]
+    return ReportData(results, recs, found)
 
 
 def report(
@@ -287,15 +440,21 @@ def report(
     run_ids: Sequence[str] | None = None,
     out_dir: str | Path | None = None,
     html: str | Path | None = None,
+    *,
+    targets: Sequence[float] | None = None,
+    confidence: float | None = None,
+    allow_mixed: bool = False,
 ) -> list[dict[str, Any]]:
     """Summarise stored runs (no model is called) and optionally write plots, JSON and HTML.
 
-    Mirrors `infereco report STORE [--run ID ...] [--out DIR] [--html FILE]`. Returns one summary
-    per run (what `--json` prints); `load_results` gives the `RunResult`s, e.g. for `to_pandas()`.
+    Mirrors `infereco report STORE [--run ID ...] [--out DIR] [--html FILE] [--target-accuracy A
+    ...] [--allow-mixed]`. Returns one summary per run (what `--json` prints); `load_results` gives
+    the `RunResult`s, e.g. for `to_pandas()`. Runs over different problem sets are compared on the
+    problems they share unless `allow_mixed`.
     """
-    results = load_results(store, run_ids)
-    write_report(results, out_dir, html, store=store)
-    return [r.summary for r in results]
+    data = report_data(store, run_ids, targets=targets, confidence=confidence, allow_mixed=allow_mixed)
+    write_report(data.results, out_dir, html, store=store, recommendations=data.recommendations)
+    return data.summaries
 
 
 def resume(
@@ -381,7 +540,7 @@ def sweep(
         out = Path(out_dir)
         with _writing("--out", out):
             out.mkdir(parents=True, exist_ok=True)
-            title = f"{task} L{run_options.get('level', 1)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
+            title = f"{task} L{run_options.get('level', 3)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
             plot_sweep(points, out / "sweep.png", title)
             (out / "sweep.json").write_text(json.dumps([p.as_dict() for p in points], indent=2))
     return points

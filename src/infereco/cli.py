@@ -29,7 +29,7 @@ app = typer.Typer(
     help="infereco: which model + inference-time strategy + budget reaches your accuracy at the lowest cost.",
 )
 console = Console(stderr=True)
-_OUT_HELP = "write scaling.png, cost.png, cost_of_pass.png and summary.json here"
+_OUT_HELP = "write accuracy_cost.png, cost_of_pass.png, summary.json, recommendations.json and the tables as CSV and LaTeX here"
 _HTML_HELP = "write one self-contained HTML page: plots inline, table, run configs, price sources"
 out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable when piped
 
@@ -40,7 +40,7 @@ class _Bar:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = Progress(
-            TextColumn("[bold]sampling"),
+            TextColumn("[bold]{task.fields[status]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[tps]:>6.1f} tok/s  ${task.fields[usd]:.4f}  {task.fields[reused]} reused"),
@@ -50,18 +50,22 @@ class _Bar:
             transient=False,
             disable=not enabled,
         )
-        self.task_id = self.bar.add_task("sampling", total=None, tps=0.0, usd=0.0, reused=0)
+        self.task_id = self.bar.add_task("sampling", total=None, tps=0.0, usd=0.0, reused=0, status="sampling")
         self.progress = RunProgress(on_change=self.update)
         self._last = 0.0
+        self._status = "sampling"
 
     def update(self, p: RunProgress) -> None:
         now = time.monotonic()
-        if now - self._last < 0.2 and p.samples_done < p.samples_total:
+        status = p.status or "sampling"
+        if now - self._last < 0.2 and p.samples_done < p.samples_total and status == self._status:
             return
-        self._last = now
+        self._last, self._status = now, status
+        if self.enabled and p.status and not console.is_terminal:  # a pipe shows no live bar: one line then
+            console.print(f"{p.status}…", highlight=False)
         self.bar.update(
             self.task_id, total=p.samples_total or None, completed=p.samples_done,
-            tps=p.tokens_per_s, usd=p.cost_usd, reused=p.samples_reused,
+            tps=p.tokens_per_s, usd=p.cost_usd, reused=p.samples_reused, status=status,
         )  # fmt: skip
 
     def __enter__(self) -> _Bar:
@@ -79,10 +83,10 @@ class _Bar:
         self.bar.__exit__(None, None, None)
 
 
-def _show(result: api.RunResult, as_json: bool, out_dir: Path | None) -> None:
+def _show(result: api.RunResult, as_json: bool, out_dir: Path | None, html: Path | None = None) -> None:
     from infereco import report
 
-    written = api.write_report([result], out_dir) if out_dir is not None else []
+    written = api.write_report([result], out_dir, html) if out_dir is not None or html is not None else []
     if as_json:
         print(json.dumps(report.to_jsonable(result.to_dict()), indent=2))
         return
@@ -273,7 +277,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Repeated sampling + majority vote on built-in arithmetic with the embedded model; table, PNG, JSON.
+    """Repeated sampling + majority vote on built-in arithmetic with the embedded model; table, PNG, JSON, HTML.
 
     Example: infereco demo --out infereco-demo
     """
@@ -283,7 +287,11 @@ def demo(
             "arithmetic", level=level, limit=limit, strategy="majority", n=n, max_tokens=max_tokens,
             store=out_dir / "demo.db", progress=bar.progress,
         )  # fmt: skip
-    _show(result, as_json, out_dir)
+    _show(result, as_json, out_dir, out_dir / "report.html")
+
+
+_TARGET_HELP = "accuracy to reach (a share of problems, e.g. 0.8); repeat for several"
+_CONFIDENCE_HELP = "require the one-sided lower confidence bound of accuracy at this level (e.g. 0.9) to reach the target"
 
 
 @app.command()
@@ -292,22 +300,92 @@ def report(
     run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat to compare; default all")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
     html: Annotated[Optional[Path], typer.Option("--html", help=_HTML_HELP)] = None,
+    target_accuracy: Annotated[Optional[list[float]], typer.Option("--target-accuracy", help=_TARGET_HELP + " (default 0.5 ... 0.9)")] = None,
+    confidence: Annotated[Optional[float], typer.Option("--confidence", help=_CONFIDENCE_HELP)] = None,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="overlay runs over different problem sets as they are (default: compare on the problems they share)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print summaries as JSON")] = False,
 ) -> None:
-    """Summarise stored runs from their sample pools (no model is called); compare several on one plot.
+    """Summarise stored runs from their sample pools (no model is called); recommend the cheapest setting per target accuracy.
 
-    Example: infereco report runs.db --out report/ --html report.html
+    Example: infereco report runs.db --out report/ --html report.html --target-accuracy 0.8
     """
     from infereco import report as rep
 
-    summaries = api.report(store, run_ids, out_dir=out_dir, html=html)
+    data = api.report_data(store, run_ids, targets=target_accuracy, confidence=confidence, allow_mixed=allow_mixed)
+    api.write_report(data.results, out_dir, html, store=store, recommendations=data.recommendations)
+    summaries = data.summaries
     if as_json:
         print(json.dumps(rep.to_jsonable(summaries), indent=2))
     else:
         out.print(rep.summary_table(summaries))
+        out.print(rep.recommendation_table(data.recommendations))
         out.print(rep.efficiency_table(summaries))
+        for s in summaries:
+            note = (s.get("run_status") or {}).get("note")
+            if note:
+                out.print(f"{s.get('label')}: {note}", highlight=False)
     for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def recommend(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    target_accuracy: Annotated[float, typer.Option("--target-accuracy", help="accuracy to reach, a share of problems (e.g. 0.8)")],
+    confidence: Annotated[Optional[float], typer.Option("--confidence", help=_CONFIDENCE_HELP)] = None,
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the recommendation as JSON")] = False,
+) -> None:
+    """The cheapest (model, strategy, k) whose accuracy reaches the target, from the stored samples only.
+
+    Every k up to each run's N counts (majority@k from the pooled samples), with bootstrap CIs of
+    accuracy, cost per problem and cost-of-pass; the runner-up of each model; and when nothing
+    reaches the target, the closest setting. Example: infereco recommend runs.db --target-accuracy 0.8
+    """
+    from infereco import report as rep
+
+    recs = api.recommend(store, target_accuracy, confidence=confidence, run_ids=run_ids)
+    if as_json:
+        print(json.dumps(rep.to_jsonable([r.to_dict() for r in recs]), indent=2))
+        return
+    for r in recs:
+        out.print(("" if len(recs) == 1 else f"{r.task}: ") + r.headline(), highlight=False)
+        for other in r.runners_up:
+            out.print(
+                f"  runner-up, {other.model}: {other.label}: {other.method}, accuracy {other.accuracy:.2f} "
+                f"[{other.accuracy_lo:.2f}, {other.accuracy_hi:.2f}], {rep._usd(other.usd_per_problem)} per problem",
+                highlight=False,
+            )
+    out.print(rep.recommendation_table(recs))
+
+
+@app.command("runs")
+def runs_command(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    prune_empty: Annotated[bool, typer.Option("--prune-empty", help="delete runs that hold no sample (nothing was paid for them)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs as JSON")] = False,
+) -> None:
+    """Every run in a store: label, status (finished / interrupted / empty), problems done of planned, samples, spend.
+
+    Example: infereco runs runs.db --prune-empty
+    """
+    from infereco import report as rep
+    from infereco import runs as runs_mod
+
+    pruned = runs_mod.prune_empty(store) if prune_empty else []
+    infos = runs_mod.list_runs(store)
+    if as_json:
+        print(json.dumps(rep.to_jsonable({"runs": [r.to_dict() for r in infos], "pruned": [r.run_id for r in pruned]}), indent=2))
+        return
+    table = Table(title=f"Runs in {store}", title_justify="left")
+    for header in ("run id", "label", "status", "problems", "samples", "spend", "note"):
+        table.add_column(header, justify="right" if header in ("problems", "samples", "spend") else "left")
+    for r in infos:
+        table.add_row(r.run_id[:12], r.label, r.status, f"{r.problems_done}/{r.problems_planned}", str(r.samples),
+                      rep._usd(r.spend_usd), r.note())  # fmt: skip
+    out.print(table)
+    if pruned:
+        out.print(f"pruned {len(pruned)} empty run(s): {', '.join(r.run_id[:12] for r in pruned)}", highlight=False)
 
 
 @app.command()
@@ -525,6 +603,8 @@ def frontier(
                 f"(+{rep._usd(row['contribution'])} over {rep._usd(row['frontier'])})",
                 highlight=False,
             )
+    out.print(f"the least cost-of-pass whatever its accuracy; for the cheapest way to a given accuracy: "
+              f"infereco recommend {store} --target-accuracy A", highlight=False)  # fmt: skip
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'frontier.png'} and {out_dir / 'frontier.json'}")
 

@@ -1,8 +1,8 @@
 """One self-contained HTML page for a set of runs: table, plots, run configs, price sources.
 
 The page is meant to be mailed, attached to an issue or opened years later without a network: the
-plots are inline base64 PNGs, the style is an inline sheet with system fonts, and there is no
-script at all. Every number comes from the same summaries (and `report.summary_cells`) as the
+plots are inline base64 PNGs, the style is an inline sheet with system fonts, and the one script
+(the sample viewer's) is inline too, under a Content-Security-Policy that forbids any fetch. Every number comes from the same summaries (and `report.summary_cells`) as the
 terminal table and `--json`, so the three can never disagree. Every piece of text that came from
 a run (labels, task names, price sources) is escaped: a label is user input.
 """
@@ -21,13 +21,15 @@ from typing import Any
 
 from infereco.pool import SamplePool
 from infereco.report import (
+    RECOMMENDATION_COLUMNS,
     SUMMARY_COLUMNS,
-    plot_cost,
+    plot_accuracy_cost,
     plot_cost_of_pass,
-    plot_scaling,
+    recommendation_cells,
     summary_cells,
     to_jsonable,
 )
+from infereco.viewer import VIEWER_STYLE, viewer_html
 
 __all__ = ["PLOTS", "html_page", "render_plots", "write_html"]
 
@@ -35,16 +37,11 @@ __all__ = ["PLOTS", "html_page", "render_plots", "write_html"]
 # for a reader whose viewer cannot show images).
 PLOTS: tuple[tuple[str, str, str], ...] = (
     (
-        "scaling.png",
-        "Accuracy vs samples per problem and vs money",
-        "Line chart per run: coverage (pass@k) and majority@k with bootstrap bands, against samples "
-        "per problem k on a log axis (left) and against the dollar cost of k samples (right).",
-    ),
-    (
-        "cost.png",
-        "Accuracy vs cost per problem, in dollars and in tokens",
-        "Line chart per run: coverage (pass@k) and majority@k against the cost of k samples per "
-        "problem, in US dollars (left) and in prompt plus completion tokens (right), log axes.",
+        "accuracy_cost.png",
+        "Accuracy vs cost per problem: every k, with the recommended settings starred",
+        "Line chart per run: majority@k (dashed) and coverage pass@k (solid) with bootstrap bands, against "
+        "the dollar cost of k samples per problem on a log axis, each point labelled with its k; a star marks "
+        "the cheapest setting reaching each target accuracy.",
     ),
     (
         "cost_of_pass.png",
@@ -53,12 +50,6 @@ PLOTS: tuple[tuple[str, str, str], ...] = (
         "vote over N samples and for coverage pass@N, against N, with bootstrap bands.",
     ),
 )
-
-_PLOTTERS = {
-    "scaling.png": plot_scaling,
-    "cost.png": plot_cost,
-    "cost_of_pass.png": plot_cost_of_pass,
-}
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -74,7 +65,12 @@ figcaption { color: #444; font-size: 0.92rem; }
 .run { border-top: 1px solid #ddd; margin-top: 1rem; } .run th { width: 11rem; }
 pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.85rem; }
 code { font-size: 0.92em; }
+.answer { background: #eef6ee; border-left: 4px solid #4c9a4c; padding: 0.5rem 1rem; font-size: 1.05rem; }
+.answer.none { background: #fbf1ea; border-left-color: #c2662d; }
 """
+_STYLE += VIEWER_STYLE
+# Nothing on the page may reach the network: images are data: URLs, style and script are inline.
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 _HOW_TO_READ = (
     "<p><b>Coverage</b> (pass@k) is the share of problems where at least one of k samples is "
@@ -109,18 +105,47 @@ def render_plots(
     runs: Sequence[SamplePool | Mapping[str, Any]],
     out_dir: str | Path,
     *,
+    recommendations: Sequence[Any] = (),
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Write scaling.png, cost.png and cost_of_pass.png for these runs into out_dir.
+    """Write accuracy_cost.png (recommended settings starred) and cost_of_pass.png into out_dir.
 
     Runs are pools or summaries, as every plot function takes; summaries are used as they are, so
     pass them when you have them (a pool would be summarised once per plot).
     """
     target = Path(out_dir)
     return {
-        name: _PLOTTERS[name](runs, target / name, n_boot=n_boot, seed=seed) for name, _, _ in PLOTS
+        "accuracy_cost.png": plot_accuracy_cost(
+            runs, target / "accuracy_cost.png", recommendations=recommendations, n_boot=n_boot, seed=seed
+        ),
+        "cost_of_pass.png": plot_cost_of_pass(runs, target / "cost_of_pass.png", n_boot=n_boot, seed=seed),
     }
+
+
+def _recommendations(recs: Sequence[Any]) -> str:
+    """The answer the reader came for, first: per target, the cheapest setting reaching it."""
+    if not recs:
+        return ""
+    head = "".join(f'<th scope="col">{_e(name)}</th>' for name, _ in RECOMMENDATION_COLUMNS)
+    rows = []
+    for rec in recs:
+        cells = "".join(
+            (f'<td class="num">{_e(text)}</td>' if justify == "right" else f"<td>{_e(text)}</td>")
+            for (_, justify), text in zip(RECOMMENDATION_COLUMNS, recommendation_cells(rec))
+        )
+        rows.append(f'<tr data-target="{rec.target:g}" data-reached="{int(rec.reached)}">{cells}</tr>')
+    reached = [r for r in recs if r.reached]
+    top = max(reached, key=lambda r: r.target) if reached else recs[0]
+    cls = "answer" if top.reached else "answer none"
+    return (
+        f'<h2>Recommendation</h2><p class="{cls}" id="headline">{_e(top.headline())}</p>'
+        f'<table id="recommendations"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '<p class="meta">Every (model, strategy, k &le; N) the store can estimate is a candidate: a majority vote '
+        "over k of the stored samples for every k up to the run's N, and a verifier or search strategy's own answer "
+        "at its N. The cheapest one whose accuracy reaches the target is named, with 95% bootstrap CIs "
+        "(<code>infereco recommend STORE --target-accuracy A [--confidence C]</code> for any other target).</p>"
+    )
 
 
 def _summary_table(summaries: Sequence[Mapping[str, Any]]) -> str:
@@ -177,17 +202,20 @@ def _price(price: Mapping[str, Any]) -> str:
     )
 
 
-def _fit(fit: Mapping[str, Any] | None) -> str:
-    """The power-law fit of the coverage curve, or why there is none."""
-    if not fit:
+def _fit(s: Mapping[str, Any]) -> str:
+    """The power-law fit of a run's coverage curve, shown only when a fit on the small ks predicts
+    the large ones (`fits.coverage_fit_verdict`); otherwise "no reliable fit" and why."""
+    from infereco.fits import coverage_fit_verdict
+    from infereco.report import _numbers
+
+    curve = s.get("pass_at_k") or {}
+    if not s.get("ks") or not curve:
         return "–"
-    try:
-        a, b, r2 = float(fit["a"]), float(fit["b"]), float(fit["r2"])
-    except (KeyError, TypeError, ValueError):
-        return "–"
-    if any(x != x for x in (a, b, r2)):  # NaN: too few points strictly between 0 and 1
-        return "not enough points between 0 and 1 to fit"
-    return f"log(coverage) = {a:.3g} * k^{b:.3g} (R² = {r2:.3f}, {fit.get('points', '?')} points)"
+    verdict = coverage_fit_verdict(*(_numbers(v) for v in (s["ks"], curve["mean"], curve["lo"], curve["hi"])))
+    if not verdict["reliable"]:
+        return f"no reliable fit: {verdict['why']}"
+    a, b = float(verdict["a"]), float(verdict["b"])
+    return f"log(coverage) = {a:.3g} * k^{b:.3g}, fitted on k ≤ {max(verdict['fit_ks']):g}; {verdict['why']}"
 
 
 def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
@@ -206,7 +234,7 @@ def _run_section(s: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         ("price source", price.get("source", "not recorded")),
         ("prices", _price(price) if price else "not recorded"),
         ("samples", f"{s.get('n_samples_total', '?')} stored, {s.get('n_problems', '?')} problems"),
-        ("coverage fit", _fit(s.get("coverage_fit"))),
+        ("coverage fit", _fit(s)),
     ]
     body = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in rows)
     full = json.dumps(to_jsonable(config), indent=2, sort_keys=True, ensure_ascii=False)
@@ -224,8 +252,11 @@ def html_page(
     title: str = "infereco report",
     store: str | Path | None = None,
     generated: datetime | None = None,
+    recommendations: Sequence[Any] = (),
+    samples: Mapping[str, Any] | None = None,
 ) -> str:
-    """The report as one HTML string: title, time, how-to-read, table, plots, run configs."""
+    """The report as one HTML string: title, time, recommendation, how-to-read, table, plots, run
+    configs, and the sample viewer when `samples` (from `viewer.viewer_data`) is given."""
     when = (generated or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     source = f" from <code>{_e(store)}</code>" if store is not None else ""
     figures = "".join(_figure(name, images[name]) for name, _, _ in PLOTS if name in images)
@@ -233,13 +264,16 @@ def html_page(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<link rel="icon" href="data:,">'  # no favicon request, so no failed load in the console
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f'<p class="meta">Generated {_e(when)}{source} by infereco; {len(summaries)} run(s).</p>'
+        f"{_recommendations(recommendations)}"
         f'<h2>How to read this</h2><div class="howto">{_HOW_TO_READ}</div>'
         f"<h2>Summary</h2>{_summary_table(summaries)}"
         f"<h2>Plots</h2>{figures}"
+        f"{viewer_html(samples) if samples else ''}"
         f"<h2>Runs</h2>{runs}"
         "</body></html>\n"
     )
@@ -254,6 +288,8 @@ def write_html(
     title: str = "infereco report",
     store: str | Path | None = None,
     generated: datetime | None = None,
+    recommendations: Sequence[Any] = (),
+    samples: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the report for these runs as ONE self-contained HTML file; returns its path.
 
@@ -269,9 +305,10 @@ def write_html(
         for i, s in enumerate(summaries)
     ]
     with tempfile.TemporaryDirectory(prefix="infereco-html-") as tmp:
-        files = plots if plots is not None else render_plots(summaries, tmp)
+        files = plots if plots is not None else render_plots(summaries, tmp, recommendations=recommendations)
         images = {name: Path(file).read_bytes() for name, file in files.items()}
-    page = html_page(summaries, images, configs, title=title, store=store, generated=generated)
+    page = html_page(summaries, images, configs, title=title, store=store, generated=generated,
+                     recommendations=recommendations, samples=samples)  # fmt: skip
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")

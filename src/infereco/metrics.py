@@ -751,7 +751,8 @@ def _cost_of_pass_curves(
 
 
 def _coverage_fit(ks: np.ndarray, coverage: np.ndarray) -> dict[str, Any]:
-    """The exponentiated power law log(coverage) = a * k**b fitted to a run's pass@k curve."""
+    """The exponentiated power law log(coverage) = a * k**b fitted to a run's pass@k curve (in-sample;
+    whether it predicts held-out points, and so deserves to be shown, is `fits.coverage_fit_verdict`)."""
     a, b, r2 = fit_coverage_power_law(ks, coverage)
     return {"form": "log(coverage) = a * k^b", "a": a, "b": b, "r2": r2, "points": int(len(ks))}
 

@@ -8,7 +8,7 @@ are padded and masked out by `valid`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,3 +62,20 @@ class SamplePool:
     def max_n(self) -> int:
         """The number of samples every problem has at least (the largest k every curve reaches)."""
         return int(self.n_per_problem.min()) if self.n_problems else 0
+
+    def restrict(self, problem_ids: object) -> SamplePool:
+        """The same pool on a subset of its problems (in this pool's order): to compare runs on
+        the problems they have in common."""
+        keep = set(problem_ids)  # type: ignore[call-overload]
+        idx = [i for i, pid in enumerate(self.problem_ids) if pid in keep]
+        rows = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self,
+            problem_ids=tuple(self.problem_ids[i] for i in idx),
+            answers=self.answers[rows], correct=self.correct[rows], valid=self.valid[rows],
+            cost_usd=self.cost_usd[rows], prompt_tokens=self.prompt_tokens[rows],
+            completion_tokens=self.completion_tokens[rows], latency_s=self.latency_s[rows],
+            answer_correct=tuple(self.answer_correct[i] for i in idx) if len(self.answer_correct) == self.n_problems
+            else self.answer_correct,
+            final_correct=None if self.final_correct is None else np.asarray(self.final_correct)[rows],
+        )  # fmt: skip

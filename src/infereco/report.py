@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SUMMARY_COLUMNS",
     "plot_cost",
+    "plot_accuracy_cost",
     "plot_cost_of_pass",
     "plot_scaling",
     "pool_to_pandas",
@@ -151,6 +152,21 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def run_label(s: Mapping[str, Any]) -> str:
+    """A run's label, marked when the run is unfinished or compared on part of its problems, so no
+    table presents 9 problems of 40 as a finished run."""
+    text = str(s.get("label", "?"))
+    status = s.get("run_status") or {}
+    if status.get("status") == "interrupted":
+        text += f" [interrupted: {status.get('problems_done')}/{status.get('problems_planned')} problems]"
+    elif status.get("status") == "empty":
+        text += " [empty: no samples]"
+    compared = s.get("compared_on")
+    if compared and compared.get("problems") != compared.get("of"):
+        text += f" (on the {compared['problems']} of its {compared['of']} problems all runs share)"
+    return text
+
+
 def summary_cells(s: Mapping[str, Any]) -> list[str]:
     """One run's row of the summary table as display strings, in `SUMMARY_COLUMNS` order.
 
@@ -158,7 +174,7 @@ def summary_cells(s: Mapping[str, Any]) -> list[str]:
     """
     cop = s.get("cost_of_pass", {})
     return [
-        str(s.get("label", "?")),
+        run_label(s),
         str(s.get("n_problems", "?")),
         str(s.get("n_samples", "?")),
         _rate(s.get("accuracy")),
@@ -214,24 +230,77 @@ def curve_table(summary: Mapping[str, Any]) -> Table:
     return table
 
 
+# (header, justify) of the recommendation table; the HTML page, CSV and LaTeX use the same columns.
+RECOMMENDATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("target", "right"),
+    ("cheapest setting reaching it", "left"),
+    ("accuracy [CI]", "right"),
+    ("$ per problem [CI]", "right"),
+    ("$ per correct answer [CI]", "right"),
+    ("runner-up of each model", "left"),
+)
+
+
+def _usd_ci(mean: float, lo: float, hi: float) -> str:
+    return f"{_usd(mean)} [{_usd(lo)}, {_usd(hi)}]"
+
+
+def recommendation_cells(rec: Any) -> list[str]:
+    """One target's row: the choice with its CIs and the runner-ups, or "none reaches" and the closest."""
+    how = "" if rec.confidence is None else f" (lower bound at {rec.confidence:.0%})"
+    target = f"{rec.target:.2f}{how}"
+    if rec.choice is None:
+        c = rec.closest
+        if c is None:
+            return [target, "none reaches it: nothing to estimate", "–", "–", "–", "–"]
+        value = c.accuracy if rec.confidence is None else c.lower_bound(rec.confidence)
+        return [
+            target, f"none reaches it; closest: {c.label}: {c.method} ({value:.2f})",
+            f"{c.accuracy:.2f} [{c.accuracy_lo:.2f}, {c.accuracy_hi:.2f}]", _usd_ci(c.usd_per_problem, c.usd_lo, c.usd_hi),
+            _usd_ci(c.cost_of_pass, c.cop_lo, c.cop_hi), "–",
+        ]  # fmt: skip
+    c = rec.choice
+    others = "; ".join(f"{r.label}: {r.method} {_usd(r.usd_per_problem)}" for r in rec.runners_up) or "–"
+    return [
+        target, f"{c.label}: {c.method}", f"{c.accuracy:.2f} [{c.accuracy_lo:.2f}, {c.accuracy_hi:.2f}]",
+        _usd_ci(c.usd_per_problem, c.usd_lo, c.usd_hi), _usd_ci(c.cost_of_pass, c.cop_lo, c.cop_hi), others,
+    ]  # fmt: skip
+
+
+def recommendation_table(recommendations: Sequence[Any], title: str | None = None) -> Table:
+    """The cheapest setting per target accuracy (see `recommendation.py`), a row per (task, target)."""
+    tasks = list(dict.fromkeys(r.task for r in recommendations))
+    suffix = f" on {tasks[0]}" if len(tasks) == 1 and tasks[0] else ""
+    table = Table(title=title or f"Cheapest way to reach each accuracy{suffix}", title_justify="left")
+    for header, justify in RECOMMENDATION_COLUMNS:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for rec in recommendations:
+        table.add_row(*recommendation_cells(rec))
+    return table
+
+
 def efficiency_table(summaries: Sequence[Mapping[str, Any]]) -> Table:
-    """Per run: requests, latency, FLOPs estimate and the idealized-runtime fit with held-out R²."""
+    """Per run: requests, latency, FLOPs estimate and the idealized-runtime fit, shown only when it
+    predicts held-out requests (`fits.runtime_fit_verdict`); otherwise "no reliable fit" and why."""
+    from infereco.fits import runtime_fit_verdict
+
     table = Table(title="Efficiency", title_justify="left")
-    for header in ("run", "requests", "latency mean / p90", "FLOPs", "runtime ≈ a + b·prompt + c·output", "R² held-out"):
+    for header in ("run", "requests", "latency mean / p90", "FLOPs", "runtime ≈ a + b·prompt + c·output", "judged on held-out requests"):
         table.add_column(header, justify="left" if header == "run" else "right")
     for s in summaries:
         eff = s.get("efficiency") or {}
         lat = eff.get("latency_s") or {}
         fit = eff.get("runtime_fit")
-        fit_text = f"{fit['a']:.3g} + {fit['b']:.3g}·p + {fit['c']:.3g}·o s" if fit else "–"
+        shown, why = runtime_fit_verdict(fit)
+        fit_text = f"{fit['a']:.3g} + {fit['b']:.3g}·p + {fit['c']:.3g}·o s" if shown and fit else "no reliable fit"
         flops = eff.get("flops")
         table.add_row(
             str(s.get("label", "?")),
             str(eff.get("requests", "–")),
-            f"{_number(lat.get('mean')):.2f} / {_number(lat.get('p90')):.2f} s" if lat else "–",
+            f"{_number(lat.get('mean')):.2f} / {_number(lat.get('p90')):.2f} s" if lat and eff.get("requests") else "–",
             f"{flops:.3g}" if flops else "– (model size unknown)",
             fit_text,
-            f"{_number(fit['r2_holdout']):.2f}" if fit else "–",
+            why,
         )
     return table
 
@@ -324,20 +393,59 @@ def _save(fig: Any, target: Path, handles: Sequence[Any], notes: Sequence[str]) 
 
 
 def _usd_tick(x: float, _: Any = None) -> str:
-    """A dollar tick label, as short as it can be: $0.002, $5e-05, $12."""
-    return f"${x:g}"
+    """A dollar tick label a reader can read: $0.002, $0.00005, $12, $1.5k; never scientific notation
+    down to a hundredth of a cent (a micro-dollar is written $1e-06: nobody reads six zeros)."""
+    if x == 0:
+        return "$0"
+    if abs(x) >= 1000:
+        return f"${x / 1000:g}k"
+    if abs(x) >= 1e-5:
+        text = f"{x:.6f}".rstrip("0").rstrip(".")
+        return f"${text}"
+    return f"${x:.0e}".replace("e-0", "e-")
+
+
+def _nice(x: float) -> float:
+    """x rounded to two significant digits (a tick a reader can read)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    digits = 1 - int(math.floor(math.log10(x)))
+    return round(x, digits)
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
+    """Major tick positions for a log axis over [lo, hi]: 1, 2 and 5 x 10^n when at most `max_ticks`
+    of them fall inside, else powers of ten (thinned to `max_ticks`), and always at least two: a
+    range too narrow to hold two of either gets three evenly spaced (in log) values rounded to
+    two significant digits, so a reader never faces an axis with one label or none."""
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    decades = [10.0**e for e in range(first, last + 1)]
+    fine = [m * d for d in decades for m in (1.0, 2.0, 5.0) if lo <= m * d <= hi]
+    if 2 <= len(fine) <= max_ticks:
+        return fine
+    coarse = [d for d in decades if lo <= d <= hi]
+    if len(coarse) >= 2:
+        step = max(1, math.ceil(len(coarse) / max_ticks))
+        return coarse[::step]
+    ticks = sorted({_nice(x) for x in np.geomspace(lo, hi, 5)[1:-1]} | set(fine))
+    ticks = [t for t in ticks if lo <= t <= hi]
+    if len(ticks) < 2:  # rounding merged them: use the values as they are
+        ticks = [float(x) for x in np.geomspace(lo, hi, 4)[1:-1]]
+    return ticks
 
 
 def _label_log_axis(ax: Any, which: str, formatter: Any, max_ticks: int) -> None:
-    """Label a log axis (whose limits are final) with `formatter`, at 1, 2 and 5 x 10^n when that
-    makes at most `max_ticks` labels (a range such as $0.0004 to $0.01 would otherwise show one or
-    two), else at powers of ten; minor ticks stay unlabelled (their default labels overlap)."""
-    from matplotlib.ticker import LogLocator, NullFormatter
+    """Label a log axis (whose limits are final) with `formatter` at `log_ticks` (at least two
+    labelled ticks, whatever the range); minor ticks stay unlabelled (their labels overlap)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter
 
     axis = ax.xaxis if which == "x" else ax.yaxis
-    lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
-    if 0 < lo < hi and 3 * math.log10(hi / lo) <= max_ticks:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
+    ticks = log_ticks(lo, hi, max_ticks)
+    if ticks:
+        axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(formatter)
     axis.set_minor_formatter(NullFormatter())
 
@@ -402,6 +510,107 @@ def plot_scaling(
         f"Repeated sampling: coverage (pass@k) and majority vote, {level:.0%} bootstrap bands"
     )
     return _save(fig, Path(path), _legend_handles(labels, (_COVERAGE, _MAJORITY)), [])
+
+
+# ----------------------------------------------------------------------------------------------
+# plot: accuracy vs cost, the report's one view of what money buys
+
+
+def _merge_marks(recommendations: Sequence[Any]) -> list[tuple[Any, list[str]]]:
+    """The chosen settings of the recommendations, each once, with the targets it was chosen for."""
+    marks: dict[tuple[str, str], tuple[Any, list[str]]] = {}
+    for rec in recommendations:
+        if rec.choice is None:
+            continue
+        key = (rec.choice.run_id, rec.choice.method)
+        marks.setdefault(key, (rec.choice, []))[1].append(f"≥{rec.target:g}")
+    return list(marks.values())
+
+
+def plot_accuracy_cost(
+    runs: Sequence[Run],
+    path: str | Path,
+    ks: ArrayLike | None = None,
+    *,
+    recommendations: Sequence[Any] = (),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Path:
+    """Write a 1200x550 PNG of accuracy against what k samples per problem cost, a colour per run,
+    each point marked with its k, and the recommended settings starred.
+
+    Majority@k (dashed, what you can deploy) and coverage pass@k (solid, an oracle's ceiling) with
+    bootstrap bands, against dollars per problem (k x mean cost of a sample; log axis). When no run
+    is priced the axis is tokens per problem instead; a run without a price among priced ones is
+    named under the axes. A star is the cheapest setting reaching a target accuracy
+    (`recommend.recommend`), labelled with the targets it was chosen for. Returns the path.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import EngFormatter, FuncFormatter
+
+    fig = Figure(figsize=(12, 5.5), dpi=100)
+    ax = fig.subplots(1, 1)
+    labels: list[tuple[str, str]] = []
+    notes: list[str] = []
+    level = 0.95
+    summaries = _summaries(runs, ks, n_boot, seed)
+    priced = any(_per_problem_costs(s)[0] > 0 for s in summaries if s.get("ks"))
+    xs: list[float] = []
+    for i, s in enumerate(summaries):
+        label, k = str(s.get("label", "?")), _numbers(s.get("ks", []))
+        if k.size == 0:
+            notes.append(f"{label}: no samples on every problem, nothing to plot")
+            continue
+        usd, tokens = _per_problem_costs(s)
+        unit = usd if priced else tokens
+        if not unit > 0:
+            notes.append(f"{label}: cost is $0 (no price given), not on the dollar axis")
+            continue
+        colour, level = _colour(i), float(s.get("level", level))
+        labels.append((label, colour))
+        x = k * unit
+        xs += x.tolist()
+        for key, style, alpha in ((_MAJORITY[0], _MAJORITY[1], 0.18), (_COVERAGE[0], _COVERAGE[1], 0.07)):
+            mean, lo, hi = _curve(s[key])
+            ax.plot(x, mean, style, color=colour, marker="o", markersize=6 if k.size == 1 else 4)
+            ax.fill_between(x, lo, hi, color=colour, alpha=alpha, linewidth=0)
+        for xi, yi, ki in zip(x, _curve(s["majority_at_k"])[0], k):
+            if math.isfinite(yi):
+                ax.annotate(f"k={int(ki)}", (xi, yi), fontsize=7, xytext=(3, -10), textcoords="offset points",
+                            color=colour)  # fmt: skip
+    handles = _legend_handles(labels, (_MAJORITY, _COVERAGE))  # the same line styles as every other figure
+    marks = _merge_marks(recommendations) if priced else []
+    for choice, targets in marks:
+        ax.plot([choice.usd_per_problem], [choice.accuracy], marker="*", ms=17, color="#d4a000", mec="black",
+                ls="none", zorder=5)  # fmt: skip
+        ax.annotate(f"{', '.join(targets)}: {choice.method}", (choice.usd_per_problem, choice.accuracy), fontsize=8,
+                    xytext=(8, 6), textcoords="offset points", fontweight="bold")  # fmt: skip
+        xs.append(choice.usd_per_problem)
+    if marks:
+        handles.append(Line2D([], [], marker="*", ms=12, color="#d4a000", mec="black", ls="none",
+                              label="cheapest setting reaching\nthe target accuracy"))  # fmt: skip
+    if recommendations and not priced:
+        notes.append("no run is priced: recommendations are not marked on a token axis")
+    finite = [v for v in xs if math.isfinite(v) and v > 0]
+    ax.set_xscale("log")
+    if finite:
+        lo, hi = min(finite), max(finite)
+        ax.set_xlim(lo / 1.6, hi * 1.6)
+    else:
+        ax.set_xlim(1e-4, 1e-2) if priced else ax.set_xlim(10, 1000)
+        ax.text(0.5, 0.5, "nothing priced to plot", transform=ax.transAxes, ha="center")
+    ax.set_ylim(0, 1.04)
+    ax.set_ylabel("share of problems solved")
+    if priced:
+        ax.set_xlabel("cost of k samples per problem, USD (log scale)")
+        _label_log_axis(ax, "x", FuncFormatter(_usd_tick), max_ticks=8)
+    else:
+        ax.set_xlabel("tokens of k samples per problem, prompt + completion (log scale)")
+        _label_log_axis(ax, "x", EngFormatter(sep=""), max_ticks=8)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(f"Accuracy vs cost per problem: k samples, majority vote and coverage, {level:.0%} bootstrap bands")
+    return _save(fig, Path(path), handles, notes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,7 +738,7 @@ def _plot_cop_curve(
     mean, lo, hi = curve
     drawable = np.isfinite(mean) & (mean > 0)
     ax.plot(np.where(drawable, k, np.nan), np.where(drawable, mean, np.nan), style, color=colour,
-            marker="o", markersize=3)  # fmt: skip
+            marker="o", markersize=7 if k.size == 1 else 3)  # fmt: skip  (a lone point must be seen)
     band = drawable & (lo > 0)
     band_lo, band_hi = (
         np.where(band, lo, np.nan),
@@ -679,17 +888,32 @@ def plot_frontier(options: Sequence[Any], path: str | Path) -> Path:
         if lost:
             notes.append(f"{label}: never right at k = {', '.join(map(str, lost))} (cost-of-pass ∞), not plotted")
         handles.append(Line2D([], [], color=colour, marker="o", label=textwrap.fill(label, 34)))
+    model_costs = [o.cost_of_pass for o in options if o.label != HUMAN and math.isfinite(o.cost_of_pass) and o.cost_of_pass > 0]
     human = [o for o in options if o.label == HUMAN]
+    lo, hi = (min(model_costs), max(model_costs)) if model_costs else (math.nan, math.nan)
     if human:
-        ax.axhline(human[0].cost_of_pass, color="#555555", ls=":", lw=1.2)
-        handles.append(Line2D([], [], color="#555555", ls=":", label=f"human expert ${human[0].cost_of_pass:g}"))
+        cost = human[0].cost_of_pass
+        # far off the models' scale (over 10x beyond their range), a line would squash every curve
+        # into a sliver: the expert is then an annotation at the edge it lies beyond
+        if model_costs and not lo / 10 <= cost <= hi * 10:
+            above = cost > hi
+            ax.annotate(f"human expert: {_usd_tick(cost)} per answer (off scale, {'above' if above else 'below'})",
+                        xy=(0.99, 0.98 if above else 0.02), xycoords="axes fraction", ha="right",
+                        va="top" if above else "bottom", fontsize=9, color="#555555",
+                        bbox={"boxstyle": "round", "fc": "white", "ec": "#999999"})  # fmt: skip
+            notes.append(f"human expert at {_usd_tick(cost)} per answer is off this scale; not drawn as a line")
+        else:
+            ax.axhline(cost, color="#555555", ls=":", lw=1.2)
+            handles.append(Line2D([], [], color="#555555", ls=":", label=f"human expert {_usd_tick(cost)}"))
+            model_costs.append(cost)
     if best is not None:
         ax.plot([best.accuracy], [best.cost_of_pass], marker="*", ms=18, color="#d4a000", mec="black", ls="none")
         handles.append(Line2D([], [], marker="*", ms=12, color="#d4a000", mec="black", ls="none",
                               label=textwrap.fill(f"frontier: {best.label} k={best.k}", 34)))  # fmt: skip
-    if any(math.isfinite(o.cost_of_pass) and o.cost_of_pass > 0 for o in options):
+    if model_costs:
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(_usd_tick))
+        ax.set_ylim(min(model_costs) / 1.6, max(model_costs) * 1.6)
+        _label_log_axis(ax, "y", FuncFormatter(_usd_tick), max_ticks=10)
     ax.set_xlabel("accuracy (majority@k, share of problems solved)")
     ax.set_ylabel("USD per correct answer (log scale)")
     ax.set_title("Cost-of-pass frontier: the cheapest way to a correct answer among these runs")

@@ -55,7 +55,7 @@ class _Core(BaseModel):
 
     # -- task
     task: str = Field("arithmetic", description="arithmetic, gsm8k, math, or a .jsonl/.csv file")
-    level: int = Field(1, ge=1, le=5, description="arithmetic difficulty 1..5")
+    level: int = Field(3, ge=1, le=5, description="arithmetic difficulty 1..5 (3, as demo and sweep)")
     limit: Optional[int] = Field(None, ge=1, description="use the first N problems")
     data: Optional[str] = Field(None, description="dataset file for --task gsm8k/math")
     task_seed: int = Field(0, description="seed of the generated arithmetic problems")
@@ -96,7 +96,7 @@ class _Core(BaseModel):
     # -- execution
     executor: Literal["local", "ray"] = Field("local", description="local (one process) or ray (problems sharded over a Ray cluster; pip install 'infereco[ray]')", json_schema_extra=_SESSION)
     ray_address: Optional[str] = Field(None, description="with --executor ray: the cluster to join (e.g. auto, ray://host:10001); default a local one", json_schema_extra=_SESSION)
-    label: Optional[str] = Field(None, description="the run's name in tables and plots (default: model / strategy N=…)", json_schema_extra={"cli": False, **_SESSION})
+    label: Optional[str] = Field(None, description="a name for the run in tables, plots and `infereco runs` (default: model / strategy N=…; not part of its identity)", json_schema_extra={"flag": "--name", **_SESSION})
 
     @field_validator("store", "prices", "data", mode="before")
     @classmethod

@@ -132,6 +132,8 @@ class Progress:
     requests_sent: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    #: what the run is doing when it is not sampling (e.g. a model server loading), "" while it samples
+    status: str = ""
     started: float = field(default_factory=time.perf_counter)
     on_change: Callable[[Progress], None] | None = None
 
@@ -256,7 +258,14 @@ class Runner:
         for backend in self.backends:
             start = getattr(backend, "start", None)
             if start is not None and pending:
-                await start()
+                # a local model server may take minutes to load: say so rather than sit silent
+                self.progress.status = f"starting {backend.model} (loading the model server)"
+                self.progress.changed()
+                try:
+                    await start()
+                finally:
+                    self.progress.status = ""
+                    self.progress.changed()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)

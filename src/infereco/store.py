@@ -440,6 +440,44 @@ class Store:
             "prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3],
         }  # fmt: skip
 
+    def problem_costs(self, run_id: str) -> dict[str, float]:
+        """USD each problem of a run cost in total: every step, role and verifier call (what its answer cost)."""
+        rows = self.conn.execute(
+            "SELECT problem_id, COALESCE(SUM(cost_usd), 0) FROM requests WHERE run_id=? GROUP BY problem_id",
+            (self.run(run_id)["run_id"],),
+        )
+        return {pid: float(usd) for pid, usd in rows}
+
+    def problem_prompts(self, run_id: str) -> dict[str, tuple[str, str]]:
+        """Per problem of a run, in order: (prompt, reference answer)."""
+        rows = self.conn.execute(
+            "SELECT problem_id, prompt, reference FROM problems WHERE run_id=? ORDER BY position",
+            (self.run(run_id)["run_id"],),
+        )
+        return {pid: (prompt, reference) for pid, prompt, reference in rows}
+
+    def viewer_rows(self, run_id: str) -> list[tuple[Any, ...]]:
+        """Every stored sample of a run with what a reader of it needs, in (problem, step, index) order:
+        problem_id, step, index, text, answer, correct, prompt, completion tokens, cost, finish reason."""
+        return self.conn.execute(
+            "SELECT problem_id, step, sample_index, text, answer, correct, prompt_tokens, completion_tokens, cost_usd, "
+            "finish_reason FROM samples WHERE run_id=? ORDER BY problem_id, step, sample_index",
+            (self.run(run_id)["run_id"],),
+        ).fetchall()
+
+    def results(self, run_id: str) -> dict[str, tuple[str | None, bool | None, dict[str, Any]]]:
+        """Per solved problem: (the strategy's chosen answer, its verdict, the info it stored)."""
+        rows = self.conn.execute(
+            "SELECT problem_id, answer, correct, info_json FROM results WHERE run_id=?", (self.run(run_id)["run_id"],)
+        )
+        return {pid: (ans, None if ok is None else bool(ok), json.loads(info)) for pid, ans, ok, info in rows}
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and everything stored under it, in one transaction (for pruning empty runs)."""
+        with self._tx():
+            for table in ("samples", "requests", "results", "problems", "runs"):
+                self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+
     # -- plumbing ---------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
         return _Transaction(self.conn)

@@ -92,10 +92,16 @@ def plot_sweep(points: Sequence[SweepPoint], path: str | Path, title: str = "") 
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy of the strategy's answer")
         ax.grid(True, alpha=0.3)
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import EngFormatter, FuncFormatter
 
-    by_usd.xaxis.set_major_formatter(FuncFormatter(_usd_tick))
-    by_usd.xaxis.set_minor_formatter(NullFormatter())  # log minor labels overlap on a short range
+    from infereco.report import _label_log_axis
+
+    for ax, values in ((by_usd, [p.usd_per_problem for p in points]), (by_tokens, [p.tokens_per_problem for p in points])):
+        shown = [v for v in values if v > 0]
+        if shown:  # explicit limits, so the ticks below are placed on the final range
+            ax.set_xlim(min(shown) / 1.5, max(shown) * 1.5)
+    _label_log_axis(by_usd, "x", FuncFormatter(_usd_tick), max_ticks=8)  # at least two labelled ticks
+    _label_log_axis(by_tokens, "x", EngFormatter(sep=""), max_ticks=8)
     by_usd.legend(fontsize=9, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
