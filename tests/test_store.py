@@ -149,7 +149,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 0, "final_correct": 0, "requests": 0, "samples": 0,
         "samples_correct": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "busy_s": 0,
-        "attempts": 0, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
+        "attempts": 0, "unconfirmed_usd": 0, "unconfirmed_tokens": 0, "lost_requests": 0, "inflight_requests": 0,
     }  # fmt: skip
     _write(db, "a", [_sample("p0", 0, "a", "5", True, pt=10, ct=4, cost=0.25), _sample("p0", 1, "a", "6", False, pt=11, ct=6, cost=0.5)], busy=1.5)
     _write(db, "b", [_sample("p1", 0, "b", "2", True, pt=7, ct=3, cost=0.125)], busy=0.25)
@@ -159,7 +159,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 2, "final_correct": 2, "requests": 2, "samples": 3,
         "samples_correct": 2, "prompt_tokens": 28, "completion_tokens": 13, "cost_usd": 0.875, "busy_s": 1.75,
-        "attempts": 2, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
+        "attempts": 2, "unconfirmed_usd": 0, "unconfirmed_tokens": 0, "lost_requests": 0, "inflight_requests": 0,
     }  # fmt: skip
     assert db.done_problems(RUN) == {"p0", "p1"}
     assert db.totals("other")["samples"] == 0

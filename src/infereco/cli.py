@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import signal
+import sqlite3
 import sys
 import time
 import typing
@@ -102,6 +104,7 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None, html: Path
         out.print(f"adaptive: {result.summary['mean_samples_used']:.1f} samples per problem on average before the vote settled")
     if result.budget_note:
         out.print(result.budget_note)
+    _print_ledger(result.summary)
     if written:
         out.print("wrote " + ", ".join(str(p) for p in written))
 
@@ -324,6 +327,7 @@ def report(
             note = (s.get("run_status") or {}).get("note")
             if note:
                 out.print(f"{s.get('label')}: {note}", highlight=False)
+            _print_ledger(s)
     for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
         console.print(f"wrote {path}", highlight=False)
 
@@ -693,9 +697,38 @@ def allocate(
 INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, systemd, a job scheduler) stops a run as Ctrl-C does: answers received are
+    stored, the run is marked interrupted, exit 130. While a run's event loop is going, the loop's
+    own handler cancels it cleanly (`infereco.api.execute`); elsewhere this one raises KeyboardInterrupt."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (e.g. called from a test's worker thread)
+        pass
+
+
+def _print_ledger(summary: dict[str, Any]) -> None:
+    """Spend beyond the stored answers (lost tries, requests lost in flight) and a run's incidents."""
+    ledger = summary.get("ledger") or {}
+    if ledger.get("unconfirmed_tokens") or ledger.get("unconfirmed_usd"):
+        out.print(
+            f"{summary.get('run_id')}: ledger also charges ${ledger['unconfirmed_usd']:.6g} / {ledger['unconfirmed_tokens']} "
+            f"tokens for answers that may have been billed but never arrived ({ledger.get('lost_requests', 0)} requests "
+            f"failed or were in flight when a process stopped, {ledger.get('inflight_requests', 0)} in flight now)",
+            highlight=False,
+        )
+    for event in summary.get("events") or []:
+        out.print(f"{summary.get('run_id')}: {event['kind']}: {event['message']}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
     command = typer.main.get_command(app)
+    _terminate_like_ctrl_c()
     try:
         code = command.main(args=argv, prog_name="infereco", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into a returned exit code when not standalone
@@ -705,6 +738,11 @@ def main(argv: list[str] | None = None) -> Any:
     except UserError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:  # the store file itself failed (damaged, foreign, full): one line
+        from infereco.store import Store, store_error
+
+        console.print(f"[red]error:[/red] {escape(str(store_error(Store.last_path, exc)))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except typer.Abort:
         console.print(INTERRUPTED)
         sys.exit(130)
