@@ -130,6 +130,9 @@ class _Share(Budget):
 
     shared: Budget = field(default_factory=Budget)
 
+    def fits(self, usd: float, tokens: int) -> bool:
+        return self.shared.fits(usd, tokens)
+
     def reserve(self, usd: float, tokens: int) -> Reservation | None:
         if self.shared.reserve(usd, tokens) is None:
             self.exhausted, self.refused = True, (usd, tokens)
@@ -143,13 +146,6 @@ class _Share(Budget):
 
     def release(self, reservation: Reservation) -> None:
         self.shared.release(reservation)
-
-
-def fits(budget: Budget, usd: float, tokens: int) -> bool:
-    """Whether a worst case fits what is left of a budget now (nothing is reserved)."""
-    return (budget.max_usd is None or budget.spent_usd + budget.reserved_usd + usd <= budget.max_usd) and (
-        budget.max_tokens is None or budget.spent_tokens + budget.reserved_tokens + tokens <= budget.max_tokens
-    )
 
 
 @dataclass
@@ -280,7 +276,7 @@ class Service:
                            f"({plan.strategy['name']} N={plan.strategy.get('n', 1)}, max_tokens {plan.spec.params.max_tokens}); "
                            f"the header allows ${budget_usd:.6g}", param="X-Infereco-Budget-Usd",
                            extra={"worst_case_usd": usd})  # fmt: skip
-        if not fits(self.budget, usd, tokens):
+        if not self.budget.fits(usd, tokens):
             raise ApiError(402, f"--budget-usd/--budget-tokens: the server's budget is spent or this request could "
                            f"exceed it ({self.budget.describe()}; this request up to ${usd:.6g} / {tokens} tokens)",
                            extra={"worst_case_usd": usd})  # fmt: skip
