@@ -11,7 +11,7 @@ import pytest
 from infereco.errors import UserError
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
-from infereco.store import Store
+from infereco.store import SCHEMA_VERSION, Store
 
 RUN = "run0"
 PROBLEMS = [Problem("p0", "What is 2 + 3?", "5"), Problem("p1", "What is 1 + 1?", "2"), Problem("p2", "What is 4 + 4?", "8")]
@@ -219,7 +219,7 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_schema_v2_store_is_migrated_to_v3_keeping_its_requests(tmp_path: Path) -> None:
+def test_a_schema_v2_store_is_migrated_to_the_current_schema_keeping_its_requests(tmp_path: Path) -> None:
     """v2 had no retry ledger: its requests read as one try each, nothing unconfirmed."""
     path = tmp_path / "v2.db"
     conn = sqlite3.connect(path)
@@ -239,7 +239,7 @@ def test_a_schema_v2_store_is_migrated_to_v3_keeping_its_requests(tmp_path: Path
     conn.commit()
     conn.close()
     with Store(path) as db:
-        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         totals = db.totals(RUN)
         assert (totals["requests"], totals["attempts"], totals["unconfirmed_usd"], totals["cost_usd"]) == (1, 1, 0, 0.5)
         samples = [_sample("p1", 2, "p1|sample|2+1", "4", True)]

@@ -176,16 +176,17 @@ def make_price(
 ) -> Price:
     """Prices from a file, else flags, else the `genai-prices` data; never a silent $0.
 
-    A local backend defaults to hardware-hour pricing. A remote model that no source prices is an
+    A local backend defaults to hours of idealized runtime (`infereco.runtime`). A remote model that no source prices is an
     error naming the flags to set (a free endpoint says so with `--input-price 0 --output-price 0`).
     """
     base = load_price_file(prices, backend.model) if prices else None
     if base is None:
         found = backends.known(backend)
-        if found is not None and found.local:
+        if found is not None and found.local:  # priced by idealized runtime: the same samples cost the same, busy or idle
             base = Price(
                 usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,
-                source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR,
+                source="default: local machine at $%.2f/h of idealized runtime" % DEFAULT_LOCAL_USD_PER_HOUR,
+                clock="runtime",
             )
         elif (input_price is not None and output_price is not None) or usd_per_hour is not None:
             base = Price(source="flags")
@@ -196,6 +197,8 @@ def make_price(
                     f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
                     "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
                 )
+    if callable(getattr(backend, "runtime_profile", None)) and base.clock != "runtime":
+        base = base.model_copy(update={"clock": "runtime"})  # a model infereco runs: hours of idealized runtime
     overrides = {
         k: v
         for k, v in {
@@ -211,7 +214,9 @@ def make_price(
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if overrides:
         source = "flags" if base.source == "flags" else f"{base.source} + flags"
-        return base.model_copy(update={**overrides, "source": source})
+        # a flag replaces one price: the rest is genai-prices' table of today, no longer looked up per request
+        detached = {"genai": None, "version": ""} if base.genai is not None else {}
+        return base.model_copy(update={**overrides, **detached, "source": source})
     return base
 
 

@@ -333,6 +333,67 @@ def report(
 
 
 @app.command()
+def reprice(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    prices: Annotated[Optional[Path], typer.Option(help="TOML price file; default: each run's stored price, refreshed (genai-prices looked up again)")] = None,
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print old and new totals as JSON")] = False,
+) -> None:
+    """Recompute the stored costs of every request and sample from their stored usage (no model is called).
+
+    Example: infereco reprice runs.db --prices prices.toml
+    """
+    from infereco.reprice import reprice as reprice_store
+
+    results = reprice_store(store, prices, run_ids)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title=f"Repriced {store}", title_justify="left")
+    for header in ("run", "label", "requests", "old $", "new $", "price source"):
+        table.add_column(header, justify="right" if header in ("requests", "old $", "new $") else "left")
+    for r in results:
+        table.add_row(r.run_id, r.label, str(r.requests), f"{r.old_usd:.6g}", f"{r.new_usd:.6g}", "; ".join(r.sources))
+    out.print(table)
+
+
+@app.command()
+def profile(
+    model: Annotated[Optional[str], typer.Option(help="embedded model name or .gguf path (default: the default model)")] = None,
+    slots: Annotated[int, typer.Option(help="parallel slots (the largest batch profiled)")] = 16,
+    remeasure: Annotated[bool, typer.Option("--remeasure", help="measure again (e.g. now that the machine is quiet)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the profile as JSON")] = False,
+) -> None:
+    """Show (measuring once) the embedded model's idealized-runtime profile that prices its requests.
+
+    Example: infereco profile --remeasure
+    """
+    import asyncio
+
+    from infereco.backends.llamacpp import LlamaCppBackend
+
+    async def go() -> Any:
+        backend = LlamaCppBackend(model, slots=slots)
+        try:
+            return await backend.runtime_profile(remeasure=remeasure)
+        finally:
+            await backend.aclose()
+
+    measured = asyncio.run(go())
+    if as_json:
+        print(measured.model_dump_json(indent=2))
+        return
+    table = Table(title=f"Idealized runtime of {model or 'the default model'} on {measured.machine} ({measured.measured_at})",
+                  title_justify="left")  # fmt: skip
+    for header in ("batch", "decode s/token", "tokens/s"):
+        table.add_column(header, justify="right")
+    for batch, seconds in sorted(measured.decode_s_per_token.items()):
+        table.add_row(str(batch), f"{seconds:.4f}", f"{1 / seconds:.1f}" if seconds > 0 else "–")
+    out.print(table)
+    out.print(f"prefill: {measured.prefill_s_per_token:.5f} s/token")
+
+
+@app.command()
 def recommend(
     store: Annotated[Path, typer.Argument(help="SQLite sample store")],
     target_accuracy: Annotated[float, typer.Option("--target-accuracy", help="accuracy to reach, a share of problems (e.g. 0.8)")],

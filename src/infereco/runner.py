@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from infereco.backends.base import Backend, GenerationRequest, RetryRefused
@@ -28,6 +29,7 @@ from infereco.records import ProblemResult, RequestRecord, SampleRecord
 from infereco.store import Store, StoreFull, store_error
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
+from infereco.usage import TokenUsage
 
 
 def stable_hash(*parts: Any, length: int = 12) -> str:
@@ -281,6 +283,8 @@ class Runner:
                 finally:
                     self.progress.status = ""
                     self.progress.changed()
+        if pending:
+            await self.resolve_runtime_prices()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)
@@ -306,6 +310,29 @@ class Runner:
             raise failure
         self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
         return self.run_id
+
+    async def resolve_runtime_prices(self) -> None:
+        """Give each runtime-priced backend its profile (measured once per model and machine, then
+        read from disk) and record it with the run, so every request of the run is priced by it."""
+        changed = False
+        for served in {id(s): s for s in self._roles.values()}.values():
+            if served.price.clock != "runtime" or served.price.runtime is not None:
+                continue
+            profile = getattr(served.backend, "runtime_profile", None)
+            if profile is None:
+                continue  # no profile to be had: priced by wall time, as any hour-priced endpoint
+            self.progress.status = f"profiling {served.backend.model} once on this machine (idealized runtime)"
+            self.progress.changed()
+            try:
+                served.price = served.price.model_copy(update={"runtime": await profile()})
+            finally:
+                self.progress.status = ""
+                self.progress.changed()
+            if served.backend is self.backend:
+                self.price = served.price
+            changed = True
+        if changed:
+            self.store.update_run(self.run_id, self.spec.default_label(self.backend), self.config())
 
     def _quietly(self, call: Callable[..., Any], *args: Any) -> None:
         """A bookkeeping write that must not hide the failure being raised (the disk may be full)."""
@@ -433,7 +460,8 @@ class Runner:
             while missing:
                 chunks = _chunks(missing, served.backend.max_samples_per_request())
                 fresh = await asyncio.gather(
-                    *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
+                    *(self._send(problem, step, chunk, messages, params, served, role) for chunk in chunks),
+                    return_exceptions=True,
                 )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
                 progressed = False
                 for outcome in fresh:
@@ -480,6 +508,7 @@ class Runner:
         messages: list[dict[str, str]],
         params: SamplingParams,
         served: _Served,
+        role: str = "main",
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -524,6 +553,7 @@ class Runner:
             # a retry after a try that may have been billed costs up to the tokens of another try
             ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
             token = served.clock.start()
+            sent_at = time.time()
             try:
                 completions = await backend.generate(request)
             except Exception as exc:
@@ -552,9 +582,20 @@ class Runner:
         checker = self.spec.task.checker
         completions = completions[: len(indices)]  # fewer than asked for: the rest is asked for again
         total_completion = sum(c.completion_tokens for c in completions)
-        busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        # priced as a whole request (tiers apply to its input tokens), then shared over its samples
+        usage = TokenUsage(
+            prompt=sum(c.prompt_tokens for c in completions),
+            cached=sum(c.cached_prompt_tokens for c in completions),
+            cache_write=sum(c.cache_write_tokens for c in completions),
+            completion=total_completion,
+            reasoning=sum(c.reasoning_tokens for c in completions),
+        )
+        charge = price.charge(
+            usage, busy_s=busy_s, batch=len(indices), when=datetime.fromtimestamp(sent_at, tz=timezone.utc)
+        )
+        costs = charge.split([c.completion_tokens for c in completions], [c.prompt_tokens for c in completions])
         records: list[SampleRecord] = []
-        for index, completion, busy in zip(indices, completions, busy_split):
+        for index, completion, cost in zip(indices, completions, costs):
             answer = checker.extract(completion.text)
             records.append(
                 SampleRecord(
@@ -571,9 +612,7 @@ class Runner:
                     completion_tokens=completion.completion_tokens,
                     reasoning_tokens=completion.reasoning_tokens,
                     latency_s=completion.latency_s,
-                    cost_usd=price.cost(
-                        completion.prompt_tokens, completion.cached_prompt_tokens, completion.completion_tokens, busy
-                    ),
+                    cost_usd=cost,
                     seed=seed,
                     logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
                 )
@@ -587,13 +626,20 @@ class Runner:
             seed=seed,
             latency_s=max((c.latency_s for c in completions), default=0.0),
             busy_s=busy_s,
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
+            prompt_tokens=usage.prompt,
+            cached_prompt_tokens=usage.cached,
             completion_tokens=total_completion,
-            cost_usd=sum(r.cost_usd for r in records),
+            cost_usd=charge.usd,
             attempts=ledger.attempts,
             unconfirmed_usd=ledger.lost_usd,
             unconfirmed_tokens=ledger.lost_tokens,
+            cache_write_tokens=usage.cache_write,
+            reasoning_tokens=usage.reasoning,
+            compute_s=charge.compute_s,
+            role=role,
+            price_source=price.source,
+            price_version=price.data_version(),
+            sent_at=sent_at,
         )
         lost_usd, lost_tokens = ledger.settle()
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
@@ -733,10 +779,10 @@ class Runner:
         prompt = prompt_token_bound(messages)
         completion = n * max_tokens
         seconds = 0.0
-        if served.price.usd_per_hour > 0 and not tokens_only:
+        if served.price.wall_priced and not tokens_only:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
-        return served.price.cost(prompt, 0, completion, seconds), prompt + completion
+        return served.price.worst_charge(prompt, completion, batch=n, busy_s=seconds), prompt + completion
 
 
 class _RetryLedger:
@@ -848,13 +894,6 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
         else:
             out.append([i])
     return out
-
-
-def _split_float(total: float, weights: list[float]) -> list[float]:
-    wsum = sum(weights)
-    if wsum <= 0:
-        return [total / len(weights)] * len(weights) if weights else []
-    return [total * w / wsum for w in weights]
 
 
 __all__ = ["RunSpec", "Runner", "Progress", "BusyClock", "stable_hash", "request_seed"]

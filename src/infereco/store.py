@@ -25,7 +25,7 @@ from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,6 +64,13 @@ CREATE TABLE IF NOT EXISTS requests (
     attempts INTEGER NOT NULL DEFAULT 1,
     unconfirmed_usd REAL NOT NULL DEFAULT 0,
     unconfirmed_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    compute_s REAL NOT NULL DEFAULT 0,
+    role TEXT NOT NULL DEFAULT 'main',
+    price_source TEXT NOT NULL DEFAULT '',
+    price_version TEXT NOT NULL DEFAULT '',
+    sent_at REAL,
     PRIMARY KEY (run_id, request_key)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -132,7 +139,19 @@ CREATE TABLE IF NOT EXISTS results (
 
 _REQUEST_COLUMNS = (
     "request_key, problem_id, step, start_index, n, seed, latency_s, busy_s, prompt_tokens, cached_prompt_tokens, "
-    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens"
+    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens, cache_write_tokens, reasoning_tokens, "
+    "compute_s, role, price_source, price_version, sent_at"
+)
+_REQUEST_WIDTH = _REQUEST_COLUMNS.count(",") + 1
+#: columns added after v3, with their definitions: added to older stores when they are opened
+_V4_REQUEST_COLUMNS = (
+    ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("compute_s", "REAL NOT NULL DEFAULT 0"),
+    ("role", "TEXT NOT NULL DEFAULT 'main'"),
+    ("price_source", "TEXT NOT NULL DEFAULT ''"),
+    ("price_version", "TEXT NOT NULL DEFAULT ''"),
+    ("sent_at", "REAL"),
 )
 _SAMPLE_COLUMNS = (
     "problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, prompt_tokens, "
@@ -182,7 +201,7 @@ class Store:
             raise UserError(f"--store {self.path} is not an infereco store (schema version {str(row[0])[:20]!r})")
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) in (1, 2):
+        elif int(row[0]) in (1, 2, 3):
             with self._tx():
                 if int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
                     self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
@@ -191,6 +210,10 @@ class Store:
                 for column, kind in (("attempts", "INTEGER NOT NULL DEFAULT 1"),
                                      ("unconfirmed_usd", "REAL NOT NULL DEFAULT 0"),
                                      ("unconfirmed_tokens", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+                # v3 -> v4: requests carry their whole usage, idealized seconds, role and price source
+                for column, kind in _V4_REQUEST_COLUMNS:
                     if column not in have:
                         self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
                 self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
@@ -298,7 +321,7 @@ class Store:
     def _insert_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
         now = time.time()
         self.conn.executemany(
-            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * (_REQUEST_WIDTH + 2))})",
             [(run_id, *_request_row(request), now) for request, _ in batch],
         )
         self.conn.executemany(
@@ -593,6 +616,49 @@ class Store:
             "prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3],
         }  # fmt: skip
 
+    # -- repricing ---------------------------------------------------------------------------
+    def priced_requests(self, run_id: str) -> list[dict[str, Any]]:
+        """Every request of a run with what its price needs: its usage, role, date and its samples'
+        (index, prompt tokens, completion tokens) in index order."""
+        rows = self.conn.execute(
+            "SELECT request_key, role, n, prompt_tokens, cached_prompt_tokens, cache_write_tokens, completion_tokens, "
+            "reasoning_tokens, busy_s, compute_s, COALESCE(sent_at, created_at), cost_usd, price_source, price_version "
+            "FROM requests WHERE run_id=? ORDER BY created_at, request_key",
+            (run_id,),
+        ).fetchall()
+        samples: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        for key, problem, step, index, pt, ct in self.conn.execute(
+            "SELECT request_key, problem_id, step, sample_index, prompt_tokens, completion_tokens FROM samples "
+            "WHERE run_id=? ORDER BY sample_index",
+            (run_id,),
+        ):
+            samples.setdefault(key, []).append((problem, step, index, pt, ct))
+        names = ("key", "role", "n", "prompt", "cached", "cache_write", "completion", "reasoning", "busy_s", "compute_s",
+                 "sent_at", "cost_usd", "price_source", "price_version")  # fmt: skip
+        return [{**dict(zip(names, r)), "samples": samples.get(r[0], [])} for r in rows]
+
+    def apply_prices(
+        self,
+        run_id: str,
+        requests: list[tuple[float, float, str, str, str]],
+        samples: list[tuple[float, str, str, int]],
+        config: dict[str, Any],
+    ) -> None:
+        """Write new costs in one transaction: requests as (cost, compute_s, source, version, key), samples
+        as (cost, problem, step, index), and the run's config (its prices) for later requests."""
+        with self._tx():
+            self.conn.executemany(
+                "UPDATE requests SET cost_usd=?, compute_s=?, price_source=?, price_version=? WHERE run_id=? AND request_key=?",
+                [(*r[:4], run_id, r[4]) for r in requests],
+            )
+            self.conn.executemany(
+                "UPDATE samples SET cost_usd=? WHERE run_id=? AND problem_id=? AND step=? AND sample_index=?",
+                [(c, run_id, p, st, i) for c, p, st, i in samples],
+            )
+            self.conn.execute(
+                "UPDATE runs SET config_json=?, updated_at=? WHERE run_id=?", (json.dumps(config, sort_keys=True), time.time(), run_id)
+            )
+
     def problem_costs(self, run_id: str) -> dict[str, float]:
         """USD each problem of a run cost in total: every step, role and verifier call (what its answer cost)."""
         rows = self.conn.execute(
@@ -699,7 +765,8 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
     return (
         r.key, r.problem_id, r.step, r.start_index, r.n, r.seed, r.latency_s, r.busy_s, _clamp(r.prompt_tokens),
         _clamp(r.cached_prompt_tokens), _clamp(r.completion_tokens), r.cost_usd, r.attempts, r.unconfirmed_usd,
-        _clamp(r.unconfirmed_tokens),
+        _clamp(r.unconfirmed_tokens), _clamp(r.cache_write_tokens), _clamp(r.reasoning_tokens), r.compute_s, r.role,
+        r.price_source, r.price_version, r.sent_at,
     )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from infereco.backends.base import Completion, GenerationRequest, RetryRefused, 
 from infereco.backends.endpoints import EndpointPool
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
+from infereco.usage import read_usage
 from infereco.validate import check_url
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -324,7 +325,7 @@ class OpenAIBackend:
             # a server that ignores `n`: ask it for as many as it gives from now on
             self.max_n = max(1, len(choices))
         choices = choices[: request.n]
-        usage = data.get("usage") or {}
+        reported = read_usage(data)  # OpenAI, Anthropic or Gemini fields: see infereco.usage
         texts: list[str] = []
         reasons: list[str | None] = []
         logprobs: list[list[dict[str, Any]] | None] = []
@@ -337,17 +338,12 @@ class OpenAIBackend:
             reasons.append(reason)
             logprobs.append(_token_logprobs(choice.get("logprobs")) if isinstance(choice, dict) else None)
         n = len(choices)
-        if not isinstance(usage, dict):
-            usage = {}
         # a count the server did not report is taken at its upper bound: the budget stays hard
-        prompt_total = _count(usage.get("prompt_tokens"), prompt_token_bound(request.messages))
-        completion_total = _count(usage.get("completion_tokens"), n * request.max_tokens)
-        details = usage.get("prompt_tokens_details")
-        cached_total = _count(details.get("cached_tokens") if isinstance(details, dict) else None, 0)
-        completion_details = usage.get("completion_tokens_details")
-        reasoning_total = _count(
-            completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None, 0
-        )
+        prompt_total = _or(reported.prompt, prompt_token_bound(request.messages))
+        completion_total = _or(reported.completion, n * request.max_tokens)
+        cached_total = min(_or(reported.cached, 0), prompt_total)
+        cache_write_total = min(_or(reported.cache_write, 0), prompt_total - cached_total)
+        reasoning_total = min(_or(reported.reasoning, 0), completion_total)
         # Per-choice completion tokens: exact from logprobs when present, else by text length.
         if all(lp is not None for lp in logprobs) and (
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
@@ -364,6 +360,7 @@ class OpenAIBackend:
             completion_split = split_by_weight(completion_total, [max(len(t), 1) for t in texts])
         prompt_split = split_evenly(prompt_total, n)
         cached_split = split_evenly(cached_total, n)
+        write_split = split_evenly(cache_write_total, n)
         reasoning_split = split_by_weight(reasoning_total, [float(c) for c in completion_split])
         return [
             Completion(
@@ -373,6 +370,7 @@ class OpenAIBackend:
                 completion_tokens=completion_split[i],
                 cached_prompt_tokens=cached_split[i],
                 reasoning_tokens=reasoning_split[i],
+                cache_write_tokens=write_split[i],
                 latency_s=latency,
                 logprobs=logprobs[i] if request.logprobs else None,
             )
@@ -444,6 +442,10 @@ def _prefill(request: GenerationRequest) -> str:
     """The partial answer a request asks the model to continue (a final assistant message), or ""."""
     last = request.messages[-1] if request.messages else {}
     return str(last.get("content") or "") if last.get("role") == "assistant" else ""
+
+
+def _or(value: int | None, missing: int) -> int:
+    return missing if value is None else value
 
 
 def _choice_index(choice: Any, position: int) -> int:

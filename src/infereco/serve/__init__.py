@@ -78,6 +78,9 @@ async def _serve(service: Service, host: str, port: int, concurrency: int, api_k
     start = getattr(service.backend, "start", None)
     if start is not None:  # the embedded model: start its server before the first request
         await start()
+    profile = getattr(service.backend, "runtime_profile", None)
+    if service.price.clock == "runtime" and service.price.runtime is None and profile is not None:
+        service.price = service.price.model_copy(update={"runtime": await profile()})  # priced by idealized runtime
     runner = web.AppRunner(make_app(service, concurrency=concurrency, api_key=api_key), access_log=None,
                            handle_signals=False)  # fmt: skip
     await runner.setup()

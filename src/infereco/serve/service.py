@@ -263,10 +263,12 @@ class Service:
         prompt = prompt_token_bound(plan.messages) * requests
         completion = n * plan.spec.params.max_tokens
         seconds = 0.0
-        if self.price.usd_per_hour > 0:
+        if self.price.wall_priced:
             worst = getattr(self.backend, "worst_case_seconds", None)
             seconds = requests * (float(worst()) if callable(worst) else float("inf"))
-        return self.price.cost(prompt, 0, completion, seconds), prompt + completion
+        # the smallest of its requests decodes the fewest sequences together: the dearest per token
+        batch = max(1, n - (requests - 1) * max(1, self.backend.max_samples_per_request()))
+        return self.price.worst_charge(prompt, completion, batch=batch, busy_s=seconds), prompt + completion
 
     def admit(self, plan: Plan, budget_usd: float | None) -> None:
         """Refuse (402, nothing sent) a request whose worst case does not fit its own or the server's budget."""
