@@ -48,7 +48,7 @@ class FakeModel:
                  retry_after: str | None = "0", honour_n: bool = True, fail_after: int | None = None,
                  fail_after_status: int = 400, filler_max: int = 0, faults: dict[str, float] | None = None,
                  fault_seed: int = 0, timeout_hold_s: float = 1.0, slow_s: float = 0.05,
-                 echo_auth: bool = False, logprobs: bool = True) -> None:  # fmt: skip
+                 echo_auth: bool = False, logprobs: bool = True, mutate: Any = None) -> None:  # fmt: skip
         self.delay_s = delay_s
         #: False: a server that never returns logprobs, however it is asked (as some hosted APIs)
         self.logprobs = logprobs
@@ -75,6 +75,10 @@ class FakeModel:
         self.fault_seed = fault_seed
         # a careless server quotes the credentials it got in its error messages (secrets tests)
         self.echo_auth = echo_auth
+        # a hostile server (tests/test_hostile.py): `mutate(answer, body) -> answer` rewrites each
+        # good answer before it is sent (odd fields, absurd usage, fewer choices, max_tokens
+        # ignored); it bills what the mutated answer's usage reports, as a provider would
+        self.mutate = mutate
         self.timeout_hold_s = timeout_hold_s
         self.slow_s = slow_s
         self.tries: Counter[str] = Counter()  # attempts per request key
@@ -110,6 +114,8 @@ class FakeModel:
                 filler = " ".join(["hmm"] * int(h * 1e6 % (self.filler_max + 1)))
                 words = (filler + " " + text).split(" ")
                 text = " ".join(words[-int(body.get("max_tokens", 10**6)):])  # the answer stays at the end
+                while len(text.split()) > int(body.get("max_tokens", 10**6)):  # "x.\nAnswer:" is two tokens
+                    text = text.split(" ", 1)[1]
             if completions_api:
                 choice: dict[str, Any] = {"index": i, "finish_reason": "stop", "text": text}
             else:
@@ -195,9 +201,20 @@ def make_handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
             if model.delay_s:
                 time.sleep(model.delay_s)
             answer = model.answer(body)
+            if model.mutate is not None:
+                reported = model.mutate(answer, body)
+                usage = reported.get("usage") if isinstance(reported, dict) else None
+                if isinstance(usage, dict) and all(
+                    isinstance(usage.get(k), (int, float)) and not isinstance(usage.get(k), bool)
+                    for k in ("prompt_tokens", "completion_tokens")
+                ):
+                    answer = {**reported, "usage": {**answer["usage"], **usage}}  # it bills what it reports
+                else:
+                    answer = {**answer, "_send": reported}  # billed as generated; sent as mutated
             with model.lock:  # from here on the answer was generated: a provider bills it
                 usage = answer["usage"]
                 model.billed.append((key, usage["prompt_tokens"], usage["completion_tokens"]))
+            answer = answer.pop("_send", answer) if "_send" in answer else answer
             if fault == "slow":
                 time.sleep(model.slow_s)
             elif fault == "timeout":

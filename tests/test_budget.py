@@ -90,7 +90,9 @@ def test_machine_time_is_reserved_at_the_request_timeout(tmp_path: Path) -> None
             max_retries=0, budget_usd=0.02,
         )  # fmt: skip
     assert result.totals["cost_usd"] <= 0.02
-    assert result.totals["requests"] >= 1 and result.budget_note
+    # a reservation that does not fit waits for the ones in flight to settle (each costs far less
+    # than the $0.005 it reserved), so all 40 requests fit, at most 4 in flight at a time
+    assert result.totals["requests"] == 40 and result.budget_note is None
 
 
 def test_a_per_problem_budget_stops_that_problem_only(tmp_path: Path) -> None:

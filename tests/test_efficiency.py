@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from infereco.efficiency import efficiency_summary, fit_runtime, flops
-from infereco.store import Store
+from infereco.store import SCHEMA_VERSION, Store
 
 
 def test_runtime_fit_recovers_prefill_and_decode_costs_and_predicts_held_out_requests() -> None:
@@ -51,4 +51,4 @@ def test_a_schema_v1_store_is_migrated_in_place(tmp_path: Path) -> None:
     with Store(path) as db:
         columns = [row[1] for row in db.conn.execute("PRAGMA table_info(results)")]
         assert "n" in columns
-        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

@@ -133,3 +133,13 @@ def test_the_judge_prompt_is_configurable_and_part_of_the_run(tmp_path: Path, ve
             api_run("arithmetic", base_url=fake.base_url, judge_base_url=f"{verifiers}/v1", judge_prompt="Right?", **options)
     assert default.run_id != custom.run_id  # another question is another experiment
     assert custom.pool.config["strategy"]["verifier"]["outcome_prompt"] == prompt
+
+
+def test_p_yes_reads_garbled_logprobs_as_no_information() -> None:
+    from infereco.verifiers.judge import p_yes
+
+    assert p_yes([{"token": "Yes", "logprob": 1000}]) == 1.0  # a log-probability above 0 is read as 0, not e^1000
+    assert p_yes([{"token": "Yes", "logprob": "x"}, "junk"]) == 0.5
+    assert p_yes(["junk"]) == 0.5 and p_yes({"a": 1}) == 0.5  # type: ignore[arg-type]
+    assert p_yes([{"token": "Yes", "top_logprobs": "x"}]) == 0.5
+    assert p_yes([{"top_logprobs": [None, {"token": ["Yes"], "logprob": -1}, {"token": "No", "logprob": float("nan")}]}]) == 0.5

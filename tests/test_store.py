@@ -11,7 +11,7 @@ import pytest
 from infereco.errors import UserError
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
-from infereco.store import Store
+from infereco.store import SCHEMA_VERSION, Store
 
 RUN = "run0"
 PROBLEMS = [Problem("p0", "What is 2 + 3?", "5"), Problem("p1", "What is 1 + 1?", "2"), Problem("p2", "What is 4 + 4?", "8")]
@@ -149,7 +149,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 0, "final_correct": 0, "requests": 0, "samples": 0,
         "samples_correct": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0, "busy_s": 0,
-        "attempts": 0, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
+        "attempts": 0, "unconfirmed_usd": 0, "unconfirmed_tokens": 0, "lost_requests": 0, "inflight_requests": 0,
     }  # fmt: skip
     _write(db, "a", [_sample("p0", 0, "a", "5", True, pt=10, ct=4, cost=0.25), _sample("p0", 1, "a", "6", False, pt=11, ct=6, cost=0.5)], busy=1.5)
     _write(db, "b", [_sample("p1", 0, "b", "2", True, pt=7, ct=3, cost=0.125)], busy=0.25)
@@ -159,7 +159,7 @@ def test_totals(db: Store) -> None:
     assert db.totals(RUN) == {
         "problems": 3, "problems_done": 2, "final_correct": 2, "requests": 2, "samples": 3,
         "samples_correct": 2, "prompt_tokens": 28, "completion_tokens": 13, "cost_usd": 0.875, "busy_s": 1.75,
-        "attempts": 2, "unconfirmed_usd": 0, "unconfirmed_tokens": 0,
+        "attempts": 2, "unconfirmed_usd": 0, "unconfirmed_tokens": 0, "lost_requests": 0, "inflight_requests": 0,
     }  # fmt: skip
     assert db.done_problems(RUN) == {"p0", "p1"}
     assert db.totals("other")["samples"] == 0
@@ -219,7 +219,7 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_schema_v2_store_is_migrated_to_v3_keeping_its_requests(tmp_path: Path) -> None:
+def test_a_schema_v2_store_is_migrated_to_the_current_schema_keeping_its_requests(tmp_path: Path) -> None:
     """v2 had no retry ledger: its requests read as one try each, nothing unconfirmed."""
     path = tmp_path / "v2.db"
     conn = sqlite3.connect(path)
@@ -239,7 +239,7 @@ def test_a_schema_v2_store_is_migrated_to_v3_keeping_its_requests(tmp_path: Path
     conn.commit()
     conn.close()
     with Store(path) as db:
-        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         totals = db.totals(RUN)
         assert (totals["requests"], totals["attempts"], totals["unconfirmed_usd"], totals["cost_usd"]) == (1, 1, 0, 0.5)
         samples = [_sample("p1", 2, "p1|sample|2+1", "4", True)]

@@ -189,9 +189,15 @@ def execute(
             runner = Runner(spec, backend, db, price, progress, budget, problem_budget, roles)
 
             async def go() -> str:
+                terminated = _cancel_on_sigterm()
                 try:
                     return await runner.run()
+                except asyncio.CancelledError:
+                    if terminated():  # SIGTERM: stopped as Ctrl-C stops it (the run is marked interrupted)
+                        raise KeyboardInterrupt from None
+                    raise
                 finally:
+                    _restore_sigterm()
                     for each in runner.backends:
                         await each.aclose()
 
@@ -231,6 +237,45 @@ def _pools(name: str) -> bool:
         return True
 
 
+_previous_sigterm: Any = None
+
+
+def _cancel_on_sigterm() -> Any:
+    """Make SIGTERM cancel the running run (as Ctrl-C does); returns a function telling whether it came."""
+    import signal
+
+    global _previous_sigterm
+    came: list[bool] = []
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        came.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        _previous_sigterm = signal.getsignal(signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
+        _previous_sigterm = None
+    return lambda: bool(came)
+
+
+def _restore_sigterm() -> None:
+    import signal
+
+    global _previous_sigterm
+    if _previous_sigterm is None:
+        return
+    try:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _previous_sigterm)
+    except (ValueError, RuntimeError):
+        pass
+    _previous_sigterm = None
+
+
 def result_from_store(
     db: Store, run_id: str, *, reused: int = 0, sent: int = 0, problems: Sequence[str] | None = None
 ) -> RunResult:
@@ -247,6 +292,11 @@ def result_from_store(
     summary["label"] = pool.label
     summary["run_id"] = run_id
     summary["efficiency"] = _efficiency(db, run_id, pool.config)
+    totals = db.totals(run_id)
+    # what the run may have paid beyond its stored answers (lost tries, requests lost in flight), and
+    # what went wrong on its way (a server that broke the budget, a full disk): the report shows them
+    summary["ledger"] = {k: totals[k] for k in ("unconfirmed_usd", "unconfirmed_tokens", "lost_requests", "inflight_requests")}
+    summary["events"] = db.events(run_id)
     if (config.get("strategy") or {}).get("name") == "adaptive":  # how many samples a vote took to settle
         used = [info["samples_used"] for info in db.result_infos(run_id) if "samples_used" in info]
         if used:

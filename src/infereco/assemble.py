@@ -22,6 +22,7 @@ from infereco.backends import registry as backends
 from infereco.backends.base import Backend
 from infereco.budget import Budget
 from infereco.errors import UserError
+from infereco.validate import same_host
 from infereco.prices import DEFAULT_LOCAL_USD_PER_HOUR, Price, genai_price, load_price_file
 from infereco.runconfig import RunConfig
 from infereco.runner import RunSpec
@@ -52,7 +53,7 @@ def make_backend(
     *,
     model: str | None = None,
     base_url: str | Sequence[str] | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
+    api_key_env: str | None = "OPENAI_API_KEY",
     concurrency: int | None = None,
     max_n: int | None = None,
     slots: int = 16,
@@ -74,7 +75,7 @@ def make_backend(
     return backends.build(options)
 
 
-def _role_backend(model: str | None, base_url: str | None, api_key_env: str, timeout_s: float, max_retries: int) -> Backend:
+def _role_backend(model: str | None, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int) -> Backend:
     """The backend of a judge or drafter: a server at `base_url`, else an embedded model."""
     kind = "openai" if base_url else "llamacpp"
     return make_backend(kind, model=model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s, max_retries=max_retries)
@@ -91,20 +92,35 @@ def make_roles(
     reward_price: float | None = None,
     draft_base_url: str | None = None,
     prices: str | Path | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
+    api_key_env: str | None = "OPENAI_API_KEY",
     timeout_s: float = 600.0,
     max_retries: int = 5,
+    judge_api_key_env: str | None = None,
+    draft_api_key_env: str | None = None,
+    reward_api_key_env: str | None = None,
 ) -> Roles:
     """The backends a strategy's verifier or drafter calls besides the main one, each with its price.
 
     The judge is the model under test unless `judge_model` names another (an embedded model, or
     with `judge_base_url` one on an OpenAI-compatible server). A reward model lives at `reward_url`
     and needs `reward_price` (USD per 1M prompt tokens; 0 for your own free endpoint).
+
+    Each endpoint gets its own key (`judge_api_key_env`, ...): by default the main key only where
+    the endpoint is on the main backend's host, and none elsewhere, so one provider's key is never
+    sent as a bearer token to a server someone else runs.
     """
     roles: Roles = {}
+    main_url = getattr(main, "base_url", None)
+
+    def key_for(url: str | None, given: str | None) -> str | None:
+        if given is not None:
+            return given
+        return api_key_env if url is not None and same_host(url, main_url) else None
+
     generator = getattr(strategy, "generator", None)
     if generator:  # speculative steps: the drafter is a backend of its own
-        draft = _role_backend(generator.get("draft_model"), draft_base_url, api_key_env, timeout_s, max_retries)
+        draft = _role_backend(generator.get("draft_model"), draft_base_url, key_for(draft_base_url, draft_api_key_env),
+                              timeout_s, max_retries)  # fmt: skip
         roles["draft"] = (draft, make_price(draft, prices=prices))
     verifier = getattr(strategy, "verifier", None)
     role = getattr(verifier, "role", None)
@@ -112,10 +128,11 @@ def make_roles(
         if judge_model is None and judge_base_url is None:
             roles["judge"] = (main, main_price)
         else:
-            judge = _role_backend(judge_model, judge_base_url, api_key_env, timeout_s, max_retries)
+            judge = _role_backend(judge_model, judge_base_url, key_for(judge_base_url, judge_api_key_env), timeout_s, max_retries)
             roles["judge"] = (judge, make_price(judge, prices=prices))
     elif role == "reward":
-        rm = make_backend("reward", model=getattr(verifier, "model", None), base_url=reward_url, api_key_env=api_key_env,
+        rm = make_backend("reward", model=getattr(verifier, "model", None), base_url=reward_url,
+                          api_key_env=key_for(reward_url, reward_api_key_env),
                           timeout_s=timeout_s, max_retries=max_retries)  # fmt: skip
         if reward_price is None:
             raise UserError("--verifier reward needs --reward-price (USD per 1M prompt tokens; 0 for a free endpoint)")
@@ -159,16 +176,17 @@ def make_price(
 ) -> Price:
     """Prices from a file, else flags, else the `genai-prices` data; never a silent $0.
 
-    A local backend defaults to hardware-hour pricing. A remote model that no source prices is an
+    A local backend defaults to hours of idealized runtime (`infereco.runtime`). A remote model that no source prices is an
     error naming the flags to set (a free endpoint says so with `--input-price 0 --output-price 0`).
     """
     base = load_price_file(prices, backend.model) if prices else None
     if base is None:
         found = backends.known(backend)
-        if found is not None and found.local:
+        if found is not None and found.local:  # priced by idealized runtime: the same samples cost the same, busy or idle
             base = Price(
                 usd_per_hour=DEFAULT_LOCAL_USD_PER_HOUR,
-                source="default: local machine at $%.2f/h" % DEFAULT_LOCAL_USD_PER_HOUR,
+                source="default: local machine at $%.2f/h of idealized runtime" % DEFAULT_LOCAL_USD_PER_HOUR,
+                clock="runtime",
             )
         elif (input_price is not None and output_price is not None) or usd_per_hour is not None:
             base = Price(source="flags")
@@ -179,6 +197,8 @@ def make_price(
                     f"no price known for model {backend.model!r} (not in genai-prices): set --input-price and "
                     "--output-price (USD per 1M tokens), --usd-per-hour, or --prices FILE; 0 for a free endpoint"
                 )
+    if callable(getattr(backend, "runtime_profile", None)) and base.clock != "runtime":
+        base = base.model_copy(update={"clock": "runtime"})  # a model infereco runs: hours of idealized runtime
     overrides = {
         k: v
         for k, v in {
@@ -194,7 +214,9 @@ def make_price(
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
     if overrides:
         source = "flags" if base.source == "flags" else f"{base.source} + flags"
-        return base.model_copy(update={**overrides, "source": source})
+        # a flag replaces one price: the rest is genai-prices' table of today, no longer looked up per request
+        detached = {"genai": None, "version": ""} if base.genai is not None else {}
+        return base.model_copy(update={**overrides, **detached, "source": source})
     return base
 
 
@@ -236,7 +258,8 @@ def assemble(
     roles = make_roles(
         strategy, main, price, judge_model=cfg.judge_model, judge_base_url=cfg.judge_base_url, reward_url=cfg.reward_url,
         reward_price=cfg.reward_price, draft_base_url=cfg.draft_base_url, prices=cfg.prices, api_key_env=cfg.api_key_env,
-        timeout_s=cfg.timeout, max_retries=cfg.max_retries,
+        timeout_s=cfg.timeout, max_retries=cfg.max_retries, judge_api_key_env=cfg.judge_api_key_env,
+        draft_api_key_env=cfg.draft_api_key_env, reward_api_key_env=cfg.reward_api_key_env,
     )  # fmt: skip
     if stored_prices is not None:
         for role, stored in (stored_prices.get("roles") or {}).items():

@@ -49,6 +49,10 @@ class Budget:
     refused: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
+        from infereco.validate import check_number
+
+        check_number("budget_usd", self.max_usd)
+        check_number("budget_tokens", self.max_tokens)
         if self.max_usd is not None and self.max_usd < 0:
             raise UserError(f"--budget-usd must be >= 0, got {self.max_usd}")
         if self.max_tokens is not None and self.max_tokens < 0:
@@ -57,6 +61,11 @@ class Budget:
     @property
     def limited(self) -> bool:
         return self.max_usd is not None or self.max_tokens is not None
+
+    def fits(self, usd: float, tokens: int) -> bool:
+        """Whether a request of this worst case can be reserved now (nothing is marked)."""
+        fits_usd = self.max_usd is None or self.spent_usd + self.reserved_usd + usd <= self.max_usd
+        return fits_usd and (self.max_tokens is None or self.spent_tokens + self.reserved_tokens + tokens <= self.max_tokens)
 
     def reserve(self, usd: float, tokens: int) -> Reservation | None:
         """Hold the worst case of one request, or return None (and mark the budget exhausted)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import signal
+import sqlite3
 import sys
 import time
 import typing
@@ -102,6 +104,7 @@ def _show(result: api.RunResult, as_json: bool, out_dir: Path | None, html: Path
         out.print(f"adaptive: {result.summary['mean_samples_used']:.1f} samples per problem on average before the vote settled")
     if result.budget_note:
         out.print(result.budget_note)
+    _print_ledger(result.summary)
     if written:
         out.print("wrote " + ", ".join(str(p) for p in written))
 
@@ -324,8 +327,70 @@ def report(
             note = (s.get("run_status") or {}).get("note")
             if note:
                 out.print(f"{s.get('label')}: {note}", highlight=False)
+            _print_ledger(s)
     for path in ([out_dir] if out_dir is not None else []) + ([html] if html is not None else []):
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def reprice(
+    store: Annotated[Path, typer.Argument(help="SQLite sample store")],
+    prices: Annotated[Optional[Path], typer.Option(help="TOML price file; default: each run's stored price, refreshed (genai-prices looked up again)")] = None,
+    run_ids: Annotated[Optional[list[str]], typer.Option("--run", help="run id (prefix); repeat; default all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print old and new totals as JSON")] = False,
+) -> None:
+    """Recompute the stored costs of every request and sample from their stored usage (no model is called).
+
+    Example: infereco reprice runs.db --prices prices.toml
+    """
+    from infereco.reprice import reprice as reprice_store
+
+    results = reprice_store(store, prices, run_ids)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title=f"Repriced {store}", title_justify="left")
+    for header in ("run", "label", "requests", "old $", "new $", "price source"):
+        table.add_column(header, justify="right" if header in ("requests", "old $", "new $") else "left")
+    for r in results:
+        table.add_row(r.run_id, r.label, str(r.requests), f"{r.old_usd:.6g}", f"{r.new_usd:.6g}", "; ".join(r.sources))
+    out.print(table)
+
+
+@app.command()
+def profile(
+    model: Annotated[Optional[str], typer.Option(help="embedded model name or .gguf path (default: the default model)")] = None,
+    slots: Annotated[int, typer.Option(help="parallel slots (the largest batch profiled)")] = 16,
+    remeasure: Annotated[bool, typer.Option("--remeasure", help="measure again (e.g. now that the machine is quiet)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the profile as JSON")] = False,
+) -> None:
+    """Show (measuring once) the embedded model's idealized-runtime profile that prices its requests.
+
+    Example: infereco profile --remeasure
+    """
+    import asyncio
+
+    from infereco.backends.llamacpp import LlamaCppBackend
+
+    async def go() -> Any:
+        backend = LlamaCppBackend(model, slots=slots)
+        try:
+            return await backend.runtime_profile(remeasure=remeasure)
+        finally:
+            await backend.aclose()
+
+    measured = asyncio.run(go())
+    if as_json:
+        print(measured.model_dump_json(indent=2))
+        return
+    table = Table(title=f"Idealized runtime of {model or 'the default model'} on {measured.machine} ({measured.measured_at})",
+                  title_justify="left")  # fmt: skip
+    for header in ("batch", "decode s/token", "tokens/s"):
+        table.add_column(header, justify="right")
+    for batch, seconds in sorted(measured.decode_s_per_token.items()):
+        table.add_row(str(batch), f"{seconds:.4f}", f"{1 / seconds:.1f}" if seconds > 0 else "–")
+    out.print(table)
+    out.print(f"prefill: {measured.prefill_s_per_token:.5f} s/token")
 
 
 @app.command()
@@ -693,9 +758,38 @@ def allocate(
 INTERRUPTED = "interrupted: everything received so far is stored; rerun with --resume to finish"
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, systemd, a job scheduler) stops a run as Ctrl-C does: answers received are
+    stored, the run is marked interrupted, exit 130. While a run's event loop is going, the loop's
+    own handler cancels it cleanly (`infereco.api.execute`); elsewhere this one raises KeyboardInterrupt."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (e.g. called from a test's worker thread)
+        pass
+
+
+def _print_ledger(summary: dict[str, Any]) -> None:
+    """Spend beyond the stored answers (lost tries, requests lost in flight) and a run's incidents."""
+    ledger = summary.get("ledger") or {}
+    if ledger.get("unconfirmed_tokens") or ledger.get("unconfirmed_usd"):
+        out.print(
+            f"{summary.get('run_id')}: ledger also charges ${ledger['unconfirmed_usd']:.6g} / {ledger['unconfirmed_tokens']} "
+            f"tokens for answers that may have been billed but never arrived ({ledger.get('lost_requests', 0)} requests "
+            f"failed or were in flight when a process stopped, {ledger.get('inflight_requests', 0)} in flight now)",
+            highlight=False,
+        )
+    for event in summary.get("events") or []:
+        out.print(f"{summary.get('run_id')}: {event['kind']}: {event['message']}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: one-line errors with exit code 2 for bad input; 130 on Ctrl-C."""
     command = typer.main.get_command(app)
+    _terminate_like_ctrl_c()
     try:
         code = command.main(args=argv, prog_name="infereco", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into a returned exit code when not standalone
@@ -705,6 +799,11 @@ def main(argv: list[str] | None = None) -> Any:
     except UserError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:  # the store file itself failed (damaged, foreign, full): one line
+        from infereco.store import Store, store_error
+
+        console.print(f"[red]error:[/red] {escape(str(store_error(Store.last_path, exc)))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except typer.Abort:
         console.print(INTERRUPTED)
         sys.exit(130)

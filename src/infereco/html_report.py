@@ -199,7 +199,14 @@ def _price(price: Mapping[str, Any]) -> str:
             f"output {_money(price.get('output_per_mtok'), '/ 1M tokens')}",
             f"machine time {_money(price.get('usd_per_hour'), '/ hour')}",
         ]
-    )
+        + ([f"cache writes {_money(price['cache_write_per_mtok'], '/ 1M tokens')}"] if price.get("cache_write_per_mtok") is not None else [])
+        + ([f"reasoning {_money(price['reasoning_per_mtok'], '/ 1M tokens')}"] if price.get("reasoning_per_mtok") is not None else [])
+        + [f"above {t.get('above_input_tokens')} input tokens: "
+           + ", ".join(f"{k.removesuffix('_per_mtok').replace('_', ' ')} ${v:g}" for k, v in t.items() if k != "above_input_tokens" and v is not None)
+           for t in price.get("tiers") or [] if isinstance(t, Mapping)]
+        + (["per request by genai-prices calc_price at its date (base tier shown)"] if price.get("genai") else [])
+        + (["machine time: hours of idealized runtime (the model's profile), not wall time"] if price.get("clock") == "runtime" else [])
+    )  # fmt: skip
 
 
 def _fit(s: Mapping[str, Any]) -> str:

@@ -65,6 +65,15 @@ class ShardStore:
     def set_status(self, run_id: str, status: str) -> None:
         pass
 
+    def settle_lost(self, run_id: str, key: str, problem_id: str, usd: float, tokens: int, reason: str) -> None:
+        pass  # the worker's own budget counted it; the driver's ledger is in its store
+
+    def release_writer(self, run_id: str) -> None:
+        pass
+
+    def add_event(self, run_id: str, kind: str, message: str) -> None:
+        pass
+
     def done_problems(self, run_id: str, n: int | None = None) -> set[str]:
         return set()
 

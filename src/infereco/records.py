@@ -54,6 +54,18 @@ class RequestRecord:
     attempts: int = 1
     unconfirmed_usd: float = 0.0
     unconfirmed_tokens: int = 0
+    #: the rest of the usage a price needs (parts of prompt and completion tokens: see `infereco.usage`)
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    #: idealized seconds of machine time (runtime-priced local models), beside the wall-time `busy_s`
+    compute_s: float = 0.0
+    #: the backend role that served it (main, judge, reward, draft): which price applies
+    role: str = "main"
+    #: where its price came from and that data's version (`infereco reprice` rewrites both)
+    price_source: str = ""
+    price_version: str = ""
+    #: when it was sent (Unix time): the date whose prices apply
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True)

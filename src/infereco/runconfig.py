@@ -70,6 +70,9 @@ class _Core(BaseModel):
         json_schema_extra={"metavar": "URL", **_SESSION},
     )  # fmt: skip
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable holding the API key (never stored)", json_schema_extra=_SESSION)
+    judge_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--judge-base-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
+    draft_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--draft-base-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
+    reward_api_key_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="--reward-url's key variable (default: --api-key-env on the same host, else none)", json_schema_extra=_SESSION)
     concurrency: Optional[int] = Field(None, ge=1, description="requests in flight (default: 2 embedded, 8 openai)", json_schema_extra=_SESSION)
     max_n: Optional[int] = Field(None, ge=1, description="samples per request ('n'); 1 for servers that ignore n")
     max_retries: int = Field(5, ge=0, description="retries of a failed request (openai backend)", json_schema_extra=_SESSION)
@@ -134,6 +137,10 @@ class RunConfig(
         """Refuse an option the chosen strategy (or the option it depends on) cannot use: it would be
         silently ignored, and the run would not be the experiment the user asked for."""
         from infereco.strategies.registry import entry, takers
+        from infereco.validate import check_run_options
+
+        # first: finite and in range (upper bounds too), URLs that parse and carry no user:password@
+        check_run_options(self.model_dump())
 
         chosen = entry(self.strategy)
         given = {k for k in STRATEGY_OPTIONS if _set(getattr(self, k))}

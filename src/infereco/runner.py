@@ -12,21 +12,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from infereco.backends.base import Backend, GenerationRequest, RetryRefused
 from infereco.budget import Budget, Reservation, prompt_token_bound
 from infereco.checkers import Checker
-from infereco.errors import BackendError
+from infereco.errors import BackendError, UserError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
-from infereco.store import Store
+from infereco.store import Store, StoreFull, store_error
 from infereco.strategies.base import BudgetSpent, SamplingParams, Strategy
 from infereco.tasks.base import Task
+from infereco.usage import TokenUsage
 
 
 def stable_hash(*parts: Any, length: int = 12) -> str:
@@ -237,6 +240,14 @@ class Runner:
         #: passed to one-sample requests as `GenerationRequest.on_text`: stream their text (serve)
         self.on_text: Callable[[str], None] | None = None
         self._flushed: asyncio.Future[None] | None = None
+        # the write-ahead ledger: requests about to go out, journaled (grouped per loop turn) first
+        self._in_flight = 0  # requests holding a reservation of the run's budget
+        self._settled: asyncio.Event | None = None  # set whenever one of them settles
+        #: answers that arrived but could not be written (the disk is full): kept, then spilled
+        self.unwritten: list[tuple[RequestRecord, list[SampleRecord]]] = []
+        #: (prompt bound, completion bound) violations a server committed: see `_check_bounds`
+        self.violations: list[str] = []
+        self.recovered: tuple[int, float, int] = (0, 0.0, 0)  # journal entries a killed process left
 
     def config(self) -> dict[str, Any]:
         config = {**self.spec.identity(self.backend), "backend_full": self.backend.describe(), "price": self.price.describe()}
@@ -255,6 +266,12 @@ class Runner:
     async def run(self) -> str:
         """Solve every problem not already solved; return the run id."""
         pending = self.prepare()
+        try:
+            return await self._run(pending)
+        finally:
+            self._quietly(getattr(self.store, "release_writer", _nothing), self.run_id)
+
+    async def _run(self, pending: list[Problem]) -> str:
         for backend in self.backends:
             start = getattr(backend, "start", None)
             if start is not None and pending:
@@ -266,6 +283,8 @@ class Runner:
                 finally:
                     self.progress.status = ""
                     self.progress.changed()
+        if pending:
+            await self.resolve_runtime_prices()
         queue: asyncio.Queue[Problem] = asyncio.Queue()
         for problem in pending:
             queue.put_nowait(problem)
@@ -277,14 +296,79 @@ class Runner:
                 *(self._worker(queue) for _ in range(min(workers, len(pending)) or 1)), return_exceptions=True
             )
         except BaseException:
-            self.store.set_status(self.run_id, "interrupted")
+            self._quietly(self.store.set_status, self.run_id, "interrupted")
             raise
         errors = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, _Stopped)]
         if errors or self._failure is not None:
-            self.store.set_status(self.run_id, "interrupted")
-            raise self._failure or errors[0]
+            failure = self._failure or errors[0]
+            if isinstance(failure, BudgetViolation):  # everything in flight has settled: the whole overspend
+                failure = BudgetViolation(f"{failure}; {self._overspend()}")
+                self._quietly(getattr(self.store, "add_event", _nothing), self.run_id, "budget-violation", str(failure))
+            if self.unwritten:
+                failure = StoreFull(f"{failure}; {self._keep_unwritten()}")
+            self._quietly(self.store.set_status, self.run_id, "interrupted")
+            raise failure
         self.store.set_status(self.run_id, "budget" if self.budget.exhausted else "done")
         return self.run_id
+
+    async def resolve_runtime_prices(self) -> None:
+        """Give each runtime-priced backend its profile (measured once per model and machine, then
+        read from disk) and record it with the run, so every request of the run is priced by it."""
+        changed = False
+        for served in {id(s): s for s in self._roles.values()}.values():
+            if served.price.clock != "runtime" or served.price.runtime is not None:
+                continue
+            profile = getattr(served.backend, "runtime_profile", None)
+            if profile is None:
+                continue  # no profile to be had: priced by wall time, as any hour-priced endpoint
+            self.progress.status = f"profiling {served.backend.model} once on this machine (idealized runtime)"
+            self.progress.changed()
+            try:
+                served.price = served.price.model_copy(update={"runtime": await profile()})
+            finally:
+                self.progress.status = ""
+                self.progress.changed()
+            if served.backend is self.backend:
+                self.price = served.price
+            changed = True
+        if changed:
+            self.store.update_run(self.run_id, self.spec.default_label(self.backend), self.config())
+
+    def _quietly(self, call: Callable[..., Any], *args: Any) -> None:
+        """A bookkeeping write that must not hide the failure being raised (the disk may be full)."""
+        try:
+            call(*args)
+        except (sqlite3.Error, OSError):
+            pass
+
+    def _overspend(self) -> str:
+        """What the run spent against its budget, after a server broke a request's bound."""
+        b = self.budget
+        parts = []
+        if b.max_tokens is not None:
+            parts.append(f"run spent {b.spent_tokens} of {b.max_tokens} budget tokens ({max(0, b.spent_tokens - b.max_tokens)} over)")
+        if b.max_usd is not None:
+            parts.append(f"${b.spent_usd:.6g} of ${b.max_usd:.6g} ({max(0.0, b.spent_usd - b.max_usd):.6g} over)")
+        return ", ".join(parts) or f"run spent {b.spent_tokens} tokens, ${b.spent_usd:.6g}"
+
+    def _keep_unwritten(self) -> str:
+        """Answers that arrived while the disk was full: one more try to store them, else a spill file
+        that the next `--resume` imports (so they are never requested again)."""
+        from infereco.spill import spill
+
+        try:
+            self.store.record_requests(self.run_id, self.unwritten)
+        except (sqlite3.Error, OSError):
+            pass
+        else:
+            kept, self.unwritten = len(self.unwritten), []
+            return f"the {kept} answers received meanwhile were stored after all"
+        where = spill(self.store.path, self.run_id, self.unwritten)
+        count = len(self.unwritten)
+        usd = sum(r.cost_usd for r, _ in self.unwritten)
+        if where is None:
+            return f"{count} answers received (${usd:.6g}) could not be kept anywhere and will be requested again"
+        return f"{count} answers received (${usd:.6g}) kept in {where}; --resume stores them without asking again"
 
     def prepare(self) -> list[Problem]:
         """Record the run and its problems, count what earlier sessions paid; return the unsolved problems.
@@ -294,14 +378,25 @@ class Runner:
         """
         task = self.spec.task
         label, config = self.spec.default_label(self.backend), self.config()
+        acquire = getattr(self.store, "acquire_writer", None)
+        if acquire is not None:
+            acquire(self.run_id)  # one writer per run: a second process on it refuses here, before anything
         existed = self.store.ensure_run(self.run_id, label, config)
         if existed:
             self.store.update_run(self.run_id, label, config)  # the latest N and label
         self.store.add_problems(self.run_id, task.problems)
         if existed:  # a budget covers the whole run, including what earlier sessions already paid
+            recover = getattr(self.store, "recover_inflight", None)
+            if recover is not None:
+                from infereco.spill import import_spilled
+
+                # answers kept while the disk was full are stored (settling their journal entries);
+                # the entries left are requests a killed process had in flight: charged at their worst case
+                import_spilled(self.store, self.run_id)
+                self.recovered = recover(self.run_id)
             paid = self.store.totals(self.run_id)
-            self.budget.spent_usd = paid["cost_usd"]
-            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"]
+            self.budget.spent_usd = paid["cost_usd"] + paid.get("unconfirmed_usd", 0.0)
+            self.budget.spent_tokens = paid["prompt_tokens"] + paid["completion_tokens"] + paid.get("unconfirmed_tokens", 0)
         n = self._n
         done = self.store.done_problems(self.run_id, n) if existed else set()
         pending = [p for p in task.problems if p.id not in done]
@@ -331,9 +426,13 @@ class Runner:
             # n=0 marks an answer cut short by the problem's budget: a later run re-solves it (its
             # stored samples are free) rather than taking it as done at this N
             n = 0 if problem.id in self.problems_at_budget else self._n
-            self.store.record_result(
-                self.run_id, ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), n)
-            )
+            try:
+                self.store.record_result(
+                    self.run_id, ProblemResult(problem.id, result.answer, result.correct, json.dumps(result.info, default=str), n)
+                )
+            except sqlite3.Error as exc:  # the disk filled up: stop cleanly (the samples are stored)
+                self._failure = self._failure or store_error(getattr(self.store, "path", None), exc)
+                raise _Stopped() from None
 
     async def sample(
         self,
@@ -357,19 +456,28 @@ class Runner:
             reused = n - len(missing)
             if reused:
                 self.progress.samples_reused += reused
-            chunks = _chunks(missing, served.backend.max_samples_per_request())
-            fresh = await asyncio.gather(
-                *(self._send(problem, step, chunk, messages, params, served) for chunk in chunks), return_exceptions=True
-            )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
             over_budget = None
-            for outcome in fresh:
-                if isinstance(outcome, _ProblemOverBudget) and partial:
-                    over_budget = outcome
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-                else:
-                    for record in outcome:
-                        stored[record.index] = record
+            while missing:
+                chunks = _chunks(missing, served.backend.max_samples_per_request())
+                fresh = await asyncio.gather(
+                    *(self._send(problem, step, chunk, messages, params, served, role) for chunk in chunks),
+                    return_exceptions=True,
+                )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
+                progressed = False
+                for outcome in fresh:
+                    if isinstance(outcome, _ProblemOverBudget) and partial:
+                        over_budget = outcome
+                    elif isinstance(outcome, BaseException):
+                        raise outcome
+                    else:
+                        for record in outcome:
+                            stored[record.index] = record
+                            progressed = True
+                # a server that answered with fewer choices than asked for: what arrived is stored,
+                # and only the rest is asked for (under new request keys)
+                missing = [i for i in range(n) if i not in stored]
+                if over_budget is not None or not progressed:
+                    break
             got = [stored[i] for i in range(n) if i in stored]
             if params.logprobs or params.top_logprobs > 0:
                 self._require_logprobs(got, step, role, served.backend)
@@ -400,6 +508,7 @@ class Runner:
         messages: list[dict[str, str]],
         params: SamplingParams,
         served: _Served,
+        role: str = "main",
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -429,13 +538,22 @@ class Runner:
             if own is None:
                 self.problems_at_budget.add(problem.id)
                 raise _ProblemOverBudget()  # this problem's budget is spent; other problems go on
-            reservation = self.budget.reserve(*worst)
+            reservation = await self._reserve(worst)
             if reservation is None:
                 own_budget.release(own)
                 raise _Stopped()  # the budget cannot cover this request's worst case: send nothing more
+            self._in_flight += 1
+            try:
+                await self._journal((key, problem.id, step, *worst))  # write-ahead: before it is sent
+            except BaseException:
+                self.budget.release(reservation)
+                own_budget.release(own)
+                self._settle()
+                raise
             # a retry after a try that may have been billed costs up to the tokens of another try
             ledger.arm(self.budget, own_budget, self._worst_case(messages, len(indices), params.max_tokens, served, tokens_only=True))
             token = served.clock.start()
+            sent_at = time.time()
             try:
                 completions = await backend.generate(request)
             except Exception as exc:
@@ -445,6 +563,11 @@ class Runner:
                 lost_usd, lost_tokens = ledger.settle()
                 self.budget.commit(reservation, machine + lost_usd, lost_tokens)
                 own_budget.commit(own, machine + lost_usd, lost_tokens)
+                self._settle()
+                # its journal entry becomes the charge of its lost tries (kept in the store, so a
+                # resume counts them too)
+                self._quietly(getattr(self.store, "settle_lost", _nothing), self.run_id, key, problem.id, machine + lost_usd, lost_tokens,
+                              " ".join(str(exc).split())[:300])  # fmt: skip
                 if isinstance(exc, RetryRefused):
                     if ledger.refused_by is own_budget:
                         self.problems_at_budget.add(problem.id)
@@ -457,10 +580,22 @@ class Runner:
                 # stored below (it was paid for); no other request starts: `sample` raises this
                 self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
         checker = self.spec.task.checker
+        completions = completions[: len(indices)]  # fewer than asked for: the rest is asked for again
         total_completion = sum(c.completion_tokens for c in completions)
-        busy_split = _split_float(busy_s, [float(max(c.completion_tokens, 1)) for c in completions])
+        # priced as a whole request (tiers apply to its input tokens), then shared over its samples
+        usage = TokenUsage(
+            prompt=sum(c.prompt_tokens for c in completions),
+            cached=sum(c.cached_prompt_tokens for c in completions),
+            cache_write=sum(c.cache_write_tokens for c in completions),
+            completion=total_completion,
+            reasoning=sum(c.reasoning_tokens for c in completions),
+        )
+        charge = price.charge(
+            usage, busy_s=busy_s, batch=len(indices), when=datetime.fromtimestamp(sent_at, tz=timezone.utc)
+        )
+        costs = charge.split([c.completion_tokens for c in completions], [c.prompt_tokens for c in completions])
         records: list[SampleRecord] = []
-        for index, completion, busy in zip(indices, completions, busy_split, strict=True):
+        for index, completion, cost in zip(indices, completions, costs):
             answer = checker.extract(completion.text)
             records.append(
                 SampleRecord(
@@ -477,9 +612,7 @@ class Runner:
                     completion_tokens=completion.completion_tokens,
                     reasoning_tokens=completion.reasoning_tokens,
                     latency_s=completion.latency_s,
-                    cost_usd=price.cost(
-                        completion.prompt_tokens, completion.cached_prompt_tokens, completion.completion_tokens, busy
-                    ),
+                    cost_usd=cost,
                     seed=seed,
                     logprobs_json=json.dumps(completion.logprobs) if completion.logprobs is not None else None,
                 )
@@ -489,23 +622,33 @@ class Runner:
             problem_id=problem.id,
             step=step,
             start_index=start,
-            n=len(indices),
+            n=len(records),
             seed=seed,
             latency_s=max((c.latency_s for c in completions), default=0.0),
             busy_s=busy_s,
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
+            prompt_tokens=usage.prompt,
+            cached_prompt_tokens=usage.cached,
             completion_tokens=total_completion,
-            cost_usd=sum(r.cost_usd for r in records),
+            cost_usd=charge.usd,
             attempts=ledger.attempts,
             unconfirmed_usd=ledger.lost_usd,
             unconfirmed_tokens=ledger.lost_tokens,
+            cache_write_tokens=usage.cache_write,
+            reasoning_tokens=usage.reasoning,
+            compute_s=charge.compute_s,
+            role=role,
+            price_source=price.source,
+            price_version=price.data_version(),
+            sent_at=sent_at,
         )
         lost_usd, lost_tokens = ledger.settle()
-        await self._write(request_record, records)  # stored before its cost is committed to the budgets
         used_tokens = request_record.prompt_tokens + request_record.completion_tokens + lost_tokens
+        # paid whether or not the store can take it: committed to the budgets first
         self.budget.commit(reservation, request_record.cost_usd + lost_usd, used_tokens)
         own_budget.commit(own, request_record.cost_usd + lost_usd, used_tokens)
+        self._settle()
+        self._check_bounds(request_record, messages, len(indices), params.max_tokens, served, own_budget)
+        await self._write(request_record, records)
         p = self.progress
         p.requests_sent += 1
         p.samples_done += len(records)
@@ -535,11 +678,86 @@ class Runner:
         assert done is not None
         try:
             self.store.record_requests(self.run_id, batch)
+        except sqlite3.Error as exc:
+            # the disk is full (or the file failed): the answers stay in memory, nothing new is sent,
+            # and the run stops cleanly (see `_keep_unwritten`)
+            self.unwritten.extend(batch)
+            self._failure = self._failure or store_error(getattr(self.store, "path", None), exc)
+            done.set_exception(_Stopped())
+            done.exception()  # retrieved: a turn whose waiters were all cancelled logs nothing
         except Exception as exc:  # every waiter of this turn fails with it: none of them is stored
             done.set_exception(exc)
         else:
             done.set_result(None)
 
+    async def _journal(self, entry: tuple[str, str, str, float, int]) -> None:
+        """Record a request and its reservation before it is sent.
+
+        Grouped per loop turn like `_write`, and across every Runner writing to the same store in
+        this loop (`infereco serve` runs one per HTTP request), so the ledger costs one commit a turn."""
+        journal = getattr(self.store, "journal", None)
+        if journal is None:  # a store without a ledger (a Ray worker's shard)
+            return
+        group = self.store.__dict__.setdefault("_journal_group", _JournalGroup())
+        loop = asyncio.get_running_loop()
+        if group.flushed is not None and group.flushed.get_loop() is not loop:  # left by an earlier event loop
+            group.pending, group.flushed = [], None
+        group.pending.append(((self.run_id, *entry), self))
+        if group.flushed is None:
+            group.flushed = loop.create_future()
+            loop.call_soon(_flush_journal, self.store, group)
+        await asyncio.shield(group.flushed)
+
+    async def _reserve(self, worst: tuple[float, int]) -> Reservation | None:
+        """Reserve a request's worst case in the run's budget. When it does not fit while other
+        requests are in flight, wait for them to settle (they usually cost far less than their
+        reservation) and try again; the budget is spent only when it does not fit with none in flight."""
+        while True:
+            if self._failure is not None:
+                return None
+            if self.budget.fits(*worst) or self._in_flight == 0:
+                return self.budget.reserve(*worst)
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            await self._settled.wait()
+
+    def _settle(self) -> None:
+        """A request holding a reservation settled: wake the requests waiting for room."""
+        self._in_flight -= 1
+        if self._settled is not None:
+            self._settled.set()
+            self._settled = None
+
+    def _check_bounds(
+        self, record: RequestRecord, messages: list[dict[str, str]], n: int, max_tokens: int, served: _Served,
+        own_budget: Budget,
+    ) -> None:
+        """Stop the run at once when a server reports more tokens than the request allowed.
+
+        Budgets reserve `n × max_tokens` completion tokens and the byte-derived prompt bound; a server
+        that ignores `max_tokens` (or reports an absurd usage) breaks that silently. Where such counts
+        matter (a token budget, or token prices under a USD budget) the answer is stored (it was paid)
+        and the run stops with a line naming the violation; requests in flight settle first, so the
+        overspend is at most what was in flight.
+        """
+        bounds = {"prompt": prompt_token_bound(messages), "completion": n * max_tokens}
+        got = {"prompt": record.prompt_tokens, "completion": record.completion_tokens}
+        over = {k: got[k] - bounds[k] for k in bounds if got[k] > bounds[k]}
+        if not over:
+            return
+        priced = served.price.input_per_mtok > 0 or served.price.output_per_mtok > 0
+        limited = any(
+            b.max_tokens is not None or (b.max_usd is not None and priced) for b in (self.budget, own_budget)
+        )
+        where = served.backend.describe().get("base_url") or served.backend.kind
+        parts = [f"{got[k]} {k} tokens for a request bounded by {bounds[k]}" for k in over]
+        message = (
+            f"server {where} broke the budget: it reported {' and '.join(parts)} "
+            f"(request {record.key}; {sum(over.values())} tokens over its bound)"
+        )
+        self.violations.append(message)
+        if limited:
+            self._failure = self._failure or BudgetViolation(message)
     def _problem_budget(self, problem_id: str) -> Budget:
         """The per-problem budget, counting what this problem already cost in earlier sessions."""
         if problem_id not in self._problem_budgets:
@@ -561,10 +779,10 @@ class Runner:
         prompt = prompt_token_bound(messages)
         completion = n * max_tokens
         seconds = 0.0
-        if served.price.usd_per_hour > 0 and not tokens_only:
+        if served.price.wall_priced and not tokens_only:
             worst = getattr(served.backend, "worst_case_seconds", None)
             seconds = float(worst()) if callable(worst) else float("inf")
-        return served.price.cost(prompt, 0, completion, seconds), prompt + completion
+        return served.price.worst_charge(prompt, completion, batch=n, busy_s=seconds), prompt + completion
 
 
 class _RetryLedger:
@@ -614,6 +832,10 @@ class _RetryLedger:
         return self.lost_usd, self.lost_tokens
 
 
+class BudgetViolation(UserError):
+    """A server reported more tokens than a request allowed, under a budget that counts them."""
+
+
 def served_role(roles: dict[str, _Served], served: _Served) -> str:
     return next((r for r, s in roles.items() if s is served and r != "main"), "main")
 
@@ -635,6 +857,34 @@ class _ProblemOverBudget(_Stopped, BudgetSpent):
     """A request not sent because its problem's own budget cannot cover it."""
 
 
+class _JournalGroup:
+    """The journal entries of one loop turn, from every Runner of one store."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[str, str, str, str, float, int], Runner]] = []
+        self.flushed: asyncio.Future[None] | None = None
+
+
+def _flush_journal(store: Any, group: _JournalGroup) -> None:
+    batch, done = group.pending, group.flushed
+    group.pending, group.flushed = [], None
+    assert done is not None
+    try:
+        store.journal([row for row, _ in batch])
+    except sqlite3.Error as exc:  # nothing of this turn is sent
+        failure = store_error(getattr(store, "path", None), exc)
+        for _, runner in batch:
+            runner._failure = runner._failure or failure
+        done.set_exception(_Stopped())
+        done.exception()
+    else:
+        done.set_result(None)
+
+
+def _nothing(*args: Any) -> None:
+    """A bookkeeping hook a store without it (a Ray worker's shard) skips."""
+
+
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
     """Split sorted indices into runs of consecutive integers, each at most `size` long."""
     out: list[list[int]] = []
@@ -644,13 +894,6 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
         else:
             out.append([i])
     return out
-
-
-def _split_float(total: float, weights: list[float]) -> list[float]:
-    wsum = sum(weights)
-    if wsum <= 0:
-        return [total / len(weights)] * len(weights) if weights else []
-    return [total * w / wsum for w in weights]
 
 
 __all__ = ["RunSpec", "Runner", "Progress", "BusyClock", "stable_hash", "request_seed"]

@@ -10,6 +10,8 @@ The schema is the contract between a run and its analysis. Two invariants live h
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -23,7 +25,7 @@ from infereco.pool import SamplePool
 from infereco.problem import Problem
 from infereco.records import ProblemResult, RequestRecord, SampleRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +64,13 @@ CREATE TABLE IF NOT EXISTS requests (
     attempts INTEGER NOT NULL DEFAULT 1,
     unconfirmed_usd REAL NOT NULL DEFAULT 0,
     unconfirmed_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    compute_s REAL NOT NULL DEFAULT 0,
+    role TEXT NOT NULL DEFAULT 'main',
+    price_source TEXT NOT NULL DEFAULT '',
+    price_version TEXT NOT NULL DEFAULT '',
+    sent_at REAL,
     PRIMARY KEY (run_id, request_key)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -84,6 +93,39 @@ CREATE TABLE IF NOT EXISTS samples (
     logprobs_json TEXT,
     PRIMARY KEY (run_id, problem_id, step, sample_index)
 );
+CREATE TABLE IF NOT EXISTS inflight (
+    run_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    reserved_usd REAL NOT NULL,
+    reserved_tokens INTEGER NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (run_id, request_key)
+);
+CREATE TABLE IF NOT EXISTS lost (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    usd REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS writers (
+    run_id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    proc_start TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     problem_id TEXT NOT NULL,
@@ -97,7 +139,19 @@ CREATE TABLE IF NOT EXISTS results (
 
 _REQUEST_COLUMNS = (
     "request_key, problem_id, step, start_index, n, seed, latency_s, busy_s, prompt_tokens, cached_prompt_tokens, "
-    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens"
+    "completion_tokens, cost_usd, attempts, unconfirmed_usd, unconfirmed_tokens, cache_write_tokens, reasoning_tokens, "
+    "compute_s, role, price_source, price_version, sent_at"
+)
+_REQUEST_WIDTH = _REQUEST_COLUMNS.count(",") + 1
+#: columns added after v3, with their definitions: added to older stores when they are opened
+_V4_REQUEST_COLUMNS = (
+    ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("compute_s", "REAL NOT NULL DEFAULT 0"),
+    ("role", "TEXT NOT NULL DEFAULT 'main'"),
+    ("price_source", "TEXT NOT NULL DEFAULT ''"),
+    ("price_version", "TEXT NOT NULL DEFAULT ''"),
+    ("sent_at", "REAL"),
 )
 _SAMPLE_COLUMNS = (
     "problem_id, step, sample_index, request_key, text, finish_reason, answer, correct, prompt_tokens, "
@@ -105,8 +159,19 @@ _SAMPLE_COLUMNS = (
 )
 
 
+class StoreFull(UserError):
+    """The store's disk (or quota) is full: what arrived is kept, nothing new is sent."""
+
+
+class RunLocked(UserError):
+    """Another live process is writing the same run."""
+
+
 class Store:
     """A SQLite sample store. Use as a context manager, or call `close()`."""
+
+    #: the store opened last: named by the CLI when SQLite fails with a fault of the file itself
+    last_path: Path | None = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -116,16 +181,27 @@ class Store:
             raise UserError(f"--store {self.path}: folder {self.path.parent} does not exist")
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            foreign = _foreign_tables(self.conn)
+            if foreign:
+                self.conn.close()
+                raise UserError(
+                    f"--store {self.path} is a SQLite file but not an infereco store (it holds tables "
+                    f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); give another --store path"
+                )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives a process kill
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise UserError(f"--store {self.path} is not an infereco SQLite store ({exc})") from None
+            raise store_error(self.path, exc) from None
+        Store.last_path = self.path
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and not str(row[0]).isdigit():
+            self.conn.close()
+            raise UserError(f"--store {self.path} is not an infereco store (schema version {str(row[0])[:20]!r})")
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) in (1, 2):
+        elif int(row[0]) in (1, 2, 3):
             with self._tx():
                 if int(row[0]) == 1:  # v1 -> v2: results record the N they were chosen with
                     self.conn.execute("ALTER TABLE results ADD COLUMN n INTEGER NOT NULL DEFAULT 0")
@@ -134,6 +210,10 @@ class Store:
                 for column, kind in (("attempts", "INTEGER NOT NULL DEFAULT 1"),
                                      ("unconfirmed_usd", "REAL NOT NULL DEFAULT 0"),
                                      ("unconfirmed_tokens", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
+                # v3 -> v4: requests carry their whole usage, idealized seconds, role and price source
+                for column, kind in _V4_REQUEST_COLUMNS:
                     if column not in have:
                         self.conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
                 self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
@@ -156,7 +236,7 @@ class Store:
         existed = self.conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
         if not existed:
             self.conn.execute(
-                "INSERT INTO runs (run_id, label, config_json, status, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO runs (run_id, label, config_json, status, created_at, updated_at) VALUES (?,?,?,?,?,?)",
                 (run_id, label, json.dumps(config, sort_keys=True), "running", now, now),
             )
         else:
@@ -241,12 +321,16 @@ class Store:
     def _insert_requests(self, run_id: str, batch: list[tuple[RequestRecord, list[SampleRecord]]]) -> None:
         now = time.time()
         self.conn.executemany(
-            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * 17)})",
+            f"INSERT INTO requests (run_id, {_REQUEST_COLUMNS}, created_at) VALUES ({','.join('?' * (_REQUEST_WIDTH + 2))})",
             [(run_id, *_request_row(request), now) for request, _ in batch],
         )
         self.conn.executemany(
             f"INSERT INTO samples (run_id, {_SAMPLE_COLUMNS}) VALUES ({','.join('?' * 17)})",
             [(run_id, *_sample_row(s)) for _, samples in batch for s in samples],
+        )
+        # the write-ahead entries these answers settle (see `journal`)
+        self.conn.executemany(
+            "DELETE FROM inflight WHERE run_id=? AND request_key=?", [(run_id, r.key) for r, _ in batch]
         )
 
     def record_batch(
@@ -274,6 +358,83 @@ class Store:
                     [(run_id, r.problem_id, r.answer, None if r.correct is None else int(r.correct), r.info_json, r.n)
                      for r in results],
                 )  # fmt: skip
+
+    # -- the write-ahead ledger of requests in flight ----------------------------------------
+    def journal(self, entries: list[tuple[str, str, str, str, float, int]]) -> None:
+        """Record requests about to be sent, with their reservations (run, key, problem, step, usd, tokens).
+
+        Written (committed) before the requests go out and deleted in the transaction that stores
+        their answers, so after a kill the rows left are exactly the requests whose answers never
+        arrived: a resume counts their reservations as spent (`recover_inflight`).
+        """
+        now = time.time()
+        with self._tx():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO inflight VALUES (?,?,?,?,?,?,?)",
+                [(run_id, key, pid, step, usd, tokens, now) for run_id, key, pid, step, usd, tokens in entries],
+            )
+
+    def settle_lost(self, run_id: str, key: str, problem_id: str, usd: float, tokens: int, reason: str) -> None:
+        """A request that failed for good: its journal entry becomes a charge for the tries that
+        may have been billed (nothing when none was)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM inflight WHERE run_id=? AND request_key=?", (run_id, key))
+            if usd > 0 or tokens > 0:
+                self.conn.execute(
+                    "INSERT INTO lost (run_id, request_key, problem_id, usd, tokens, reason, at) VALUES (?,?,?,?,?,?,?)",
+                    (run_id, key, problem_id, usd, _clamp(tokens), reason[:300], time.time()),
+                )
+
+    def recover_inflight(self, run_id: str) -> tuple[int, float, int]:
+        """Turn the journal entries an earlier process left (it was killed with requests in flight)
+        into charges at their reserved worst case; return (requests, usd, tokens)."""
+        with self._tx():
+            rows = self.conn.execute(
+                "SELECT request_key, problem_id, reserved_usd, reserved_tokens FROM inflight WHERE run_id=?", (run_id,)
+            ).fetchall()
+            now = time.time()
+            self.conn.executemany(
+                "INSERT INTO lost (run_id, request_key, problem_id, usd, tokens, reason, at) VALUES (?,?,?,?,?,?,?)",
+                [(run_id, k, p, u, t, "in flight when its process stopped (worst case)", now) for k, p, u, t in rows],
+            )
+            self.conn.execute("DELETE FROM inflight WHERE run_id=?", (run_id,))
+        return len(rows), float(sum(r[2] for r in rows)), int(sum(r[3] for r in rows))
+
+    # -- one writer per run ------------------------------------------------------------------
+    def acquire_writer(self, run_id: str) -> None:
+        """Take the run for this process, or raise `RunLocked` naming the live process that holds it.
+
+        The lock is a row in the store; one left by a process that died (killed) is taken over,
+        since its pid is gone (or now belongs to a process started later).
+        """
+        me = _process_identity(os.getpid())
+        host = socket.gethostname()
+        with self._tx():
+            row = self.conn.execute("SELECT pid, host, proc_start, since FROM writers WHERE run_id=?", (run_id,)).fetchone()
+            if row is not None and (row[0], row[1]) != (os.getpid(), host):
+                pid, their_host, start, since = row
+                alive = _process_identity(pid) == start if their_host == host else True
+                if alive:
+                    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+                    where = f"process {pid}" + ("" if their_host == host else f" on {their_host}")
+                    raise RunLocked(
+                        f"run {run_id} in {self.path} is being written by {where} since {when}; wait for it to "
+                        "finish (or stop it), then rerun; a different run in the same store can go ahead"
+                    )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO writers VALUES (?,?,?,?,?)", (run_id, os.getpid(), host, me, time.time())
+            )
+
+    def release_writer(self, run_id: str) -> None:
+        self.conn.execute("DELETE FROM writers WHERE run_id=? AND pid=?", (run_id, os.getpid()))
+
+    # -- events: what a run's report must show (a server that broke the budget, a full disk) --
+    def add_event(self, run_id: str, kind: str, message: str) -> None:
+        self.conn.execute("INSERT INTO events VALUES (?,?,?,?)", (run_id, time.time(), kind, message))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT at, kind, message FROM events WHERE run_id=? ORDER BY at", (run_id,))
+        return [{"at": at, "kind": kind, "message": message} for at, kind, message in rows]
 
     def record_result(self, run_id: str, result: ProblemResult) -> None:
         correct = None if result.correct is None else int(result.correct)
@@ -314,6 +475,13 @@ class Store:
             "SELECT COUNT(*), COALESCE(SUM(correct),0) FROM results WHERE run_id=?", (run_id,)
         ).fetchone()
         n_problems = self.conn.execute("SELECT COUNT(*) FROM problems WHERE run_id=?", (run_id,)).fetchone()[0]
+        lost = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(usd),0), COALESCE(SUM(tokens),0) FROM lost WHERE run_id=?", (run_id,)
+        ).fetchone()
+        inflight = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(reserved_usd),0), COALESCE(SUM(reserved_tokens),0) FROM inflight WHERE run_id=?",
+            (run_id,),
+        ).fetchone()
         return {
             "problems": n_problems,
             "problems_done": res[0],
@@ -327,8 +495,12 @@ class Store:
             "busy_s": req[4],
             # the ledger of retries: HTTP tries, and the worst case of failed tries that may have been billed
             "attempts": req[5],
-            "unconfirmed_usd": req[6],
-            "unconfirmed_tokens": req[7],
+            # ... plus requests that failed for good or were in flight when a process stopped (`lost`),
+            # and what is in flight now (or was, if its process was killed and no resume ran yet)
+            "unconfirmed_usd": req[6] + lost[1] + inflight[1],
+            "unconfirmed_tokens": req[7] + lost[2] + inflight[2],
+            "lost_requests": lost[0],
+            "inflight_requests": inflight[0],
         }
 
     def result_infos(self, run_id: str) -> list[dict[str, Any]]:
@@ -427,7 +599,11 @@ class Store:
             "WHERE run_id=? AND problem_id=?",
             (run_id, problem_id),
         ).fetchone()
-        return float(usd), int(tokens)
+        lost_usd, lost_tokens = self.conn.execute(
+            "SELECT COALESCE(SUM(usd),0), COALESCE(SUM(tokens),0) FROM lost WHERE run_id=? AND problem_id=?",
+            (run_id, problem_id),
+        ).fetchone()
+        return float(usd + lost_usd), int(tokens + lost_tokens)
 
     def request_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Per-request prompt tokens, completion tokens (all samples) and latency, for efficiency fits."""
@@ -439,6 +615,49 @@ class Store:
         return {
             "prompt_tokens": data[:, 0], "completion_tokens": data[:, 1], "latency_s": data[:, 2], "busy_s": data[:, 3],
         }  # fmt: skip
+
+    # -- repricing ---------------------------------------------------------------------------
+    def priced_requests(self, run_id: str) -> list[dict[str, Any]]:
+        """Every request of a run with what its price needs: its usage, role, date and its samples'
+        (index, prompt tokens, completion tokens) in index order."""
+        rows = self.conn.execute(
+            "SELECT request_key, role, n, prompt_tokens, cached_prompt_tokens, cache_write_tokens, completion_tokens, "
+            "reasoning_tokens, busy_s, compute_s, COALESCE(sent_at, created_at), cost_usd, price_source, price_version "
+            "FROM requests WHERE run_id=? ORDER BY created_at, request_key",
+            (run_id,),
+        ).fetchall()
+        samples: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        for key, problem, step, index, pt, ct in self.conn.execute(
+            "SELECT request_key, problem_id, step, sample_index, prompt_tokens, completion_tokens FROM samples "
+            "WHERE run_id=? ORDER BY sample_index",
+            (run_id,),
+        ):
+            samples.setdefault(key, []).append((problem, step, index, pt, ct))
+        names = ("key", "role", "n", "prompt", "cached", "cache_write", "completion", "reasoning", "busy_s", "compute_s",
+                 "sent_at", "cost_usd", "price_source", "price_version")  # fmt: skip
+        return [{**dict(zip(names, r)), "samples": samples.get(r[0], [])} for r in rows]
+
+    def apply_prices(
+        self,
+        run_id: str,
+        requests: list[tuple[float, float, str, str, str]],
+        samples: list[tuple[float, str, str, int]],
+        config: dict[str, Any],
+    ) -> None:
+        """Write new costs in one transaction: requests as (cost, compute_s, source, version, key), samples
+        as (cost, problem, step, index), and the run's config (its prices) for later requests."""
+        with self._tx():
+            self.conn.executemany(
+                "UPDATE requests SET cost_usd=?, compute_s=?, price_source=?, price_version=? WHERE run_id=? AND request_key=?",
+                [(*r[:4], run_id, r[4]) for r in requests],
+            )
+            self.conn.executemany(
+                "UPDATE samples SET cost_usd=? WHERE run_id=? AND problem_id=? AND step=? AND sample_index=?",
+                [(c, run_id, p, st, i) for c, p, st, i in samples],
+            )
+            self.conn.execute(
+                "UPDATE runs SET config_json=?, updated_at=? WHERE run_id=?", (json.dumps(config, sort_keys=True), time.time(), run_id)
+            )
 
     def problem_costs(self, run_id: str) -> dict[str, float]:
         """USD each problem of a run cost in total: every step, role and verifier call (what its answer cost)."""
@@ -496,18 +715,66 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+MAX_TOKENS_STORED = 10**12  # a count a server claims beyond this (1e20) is stored capped: SQLite sums 64-bit integers
+
+
+def _clamp(tokens: int) -> int:
+    return min(int(tokens), MAX_TOKENS_STORED)
+
+
+def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables of a SQLite file that has some but is not an infereco store (no `meta` table)."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    return sorted(names) if names and "meta" not in names else []
+
+
+def store_error(path: Path | str | None, exc: BaseException) -> UserError:
+    """A SQLite failure as one line naming the file and what is wrong with it."""
+    text = " ".join(str(exc).split())[:200]
+    where = f"--store {path}" if path is not None else "the store"
+    if isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk I/O" in text):
+        return StoreFull(f"{where}: cannot write, the disk is full or failing ({text}); free space and rerun with --resume")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return UserError(f"{where} is damaged or not a SQLite file ({text}); restore it from a copy or use another path")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return UserError(f"{where} stayed locked by another process for 30 s ({text}); try again when it is done")
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.IntegrityError)):
+        return UserError(f"{where} is not an infereco store of this version, or is damaged ({text})")
+    return UserError(f"{where}: SQLite error ({text})")
+
+
+def _process_identity(pid: int) -> str:
+    """What tells a live process from a later one given the same pid: its start time (Linux), else ''.
+
+    Returns "dead" when no process has that pid."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "dead"
+    except (PermissionError, OSError):
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: start time in ticks
+    except (OSError, IndexError):
+        return ""
+
+
 def _request_row(r: RequestRecord) -> tuple[Any, ...]:
     # not dataclasses.astuple: it deep-copies every field, a third of a store write's time
     return (
-        r.key, r.problem_id, r.step, r.start_index, r.n, r.seed, r.latency_s, r.busy_s, r.prompt_tokens,
-        r.cached_prompt_tokens, r.completion_tokens, r.cost_usd, r.attempts, r.unconfirmed_usd, r.unconfirmed_tokens,
+        r.key, r.problem_id, r.step, r.start_index, r.n, r.seed, r.latency_s, r.busy_s, _clamp(r.prompt_tokens),
+        _clamp(r.cached_prompt_tokens), _clamp(r.completion_tokens), r.cost_usd, r.attempts, r.unconfirmed_usd,
+        _clamp(r.unconfirmed_tokens), _clamp(r.cache_write_tokens), _clamp(r.reasoning_tokens), r.compute_s, r.role,
+        r.price_source, r.price_version, r.sent_at,
     )  # fmt: skip
 
 
 def _sample_row(s: SampleRecord) -> tuple[Any, ...]:
     return (
         s.problem_id, s.step, s.index, s.request_key, s.text, s.finish_reason, s.answer, int(s.correct),
-        s.prompt_tokens, s.cached_prompt_tokens, s.completion_tokens, s.reasoning_tokens, s.latency_s,
+        _clamp(s.prompt_tokens), _clamp(s.cached_prompt_tokens), _clamp(s.completion_tokens), _clamp(s.reasoning_tokens),
+        s.latency_s,
         s.cost_usd, s.seed, s.logprobs_json,
     )  # fmt: skip
 

@@ -68,6 +68,8 @@ class Completion:
     cached_prompt_tokens: int = 0
     reasoning_tokens: int = 0
     latency_s: float = 0.0
+    #: prompt tokens written to the provider's cache (billed apart by Anthropic; part of `prompt_tokens`)
+    cache_write_tokens: int = 0
     logprobs: list[dict[str, Any]] | None = field(default=None, compare=False)
 
 

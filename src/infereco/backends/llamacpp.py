@@ -28,6 +28,7 @@ from infereco.backends.base import Completion, GenerationRequest
 from infereco.backends.models import cache_dir, resolve_model
 from infereco.backends.openai import OpenAIBackend
 from infereco.errors import BackendError, UserError
+from infereco.prices import RuntimeProfile
 
 _PR_SET_PDEATHSIG = 1
 
@@ -194,6 +195,7 @@ class LlamaCppBackend:
         self._client: OpenAIBackend | None = None
         self._timeout_s = timeout_s
         self._lock = asyncio.Lock()
+        self._profile: RuntimeProfile | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "slots": self.server.slots, "threads": self.server.threads}
@@ -223,6 +225,26 @@ class LlamaCppBackend:
                     max_n=self.server.slots,
                     count_tokens_from_logprobs=True,
                 )
+
+    async def runtime_profile(self, remeasure: bool = False) -> RuntimeProfile:
+        """Prefill and decode seconds per token of this model on this machine at each batch size
+        (measured once, then read from the cache): what its requests are priced by (`infereco.runtime`)."""
+        from infereco.runtime import cached_profile, measure_profile, profile_key, profile_path
+
+        if self._profile is None or remeasure:
+            await self.start()
+            server = self.server
+            settings = {"slots": server.slots, "threads": server.threads, "ctx_per_slot": server.ctx_per_slot,
+                        "args": server.command()[7:]}  # fmt: skip
+            key = profile_key(self.model_path, settings)
+            if remeasure:
+                profile_path(key).unlink(missing_ok=True)
+            self._profile = await cached_profile(
+                key,
+                lambda: measure_profile(server.base_url, self.model, server.slots, timeout_s=self._timeout_s,
+                                        pid=server.process.pid if server.process else None, threads=server.threads),
+            )
+        return self._profile
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
         if self._client is None:

@@ -35,6 +35,8 @@ from infereco.backends.base import Completion, GenerationRequest, RetryRefused, 
 from infereco.backends.endpoints import EndpointPool
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
+from infereco.usage import read_usage
+from infereco.validate import check_url
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -105,7 +107,7 @@ class OpenAIBackend:
         base_url: str | Sequence[str],
         model: str,
         *,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = "OPENAI_API_KEY",
         timeout_s: float = 600.0,
         max_retries: int = 5,
         backoff_base_s: float = 0.5,
@@ -123,8 +125,7 @@ class OpenAIBackend:
         if not urls:
             raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
         for url in urls:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise BackendError(f"--base-url must start with http:// or https://, got {url!r}")
+            check_url(url, "--base-url", BackendError)
         if len(set(u.rstrip("/") for u in urls)) != len(urls):
             raise BackendError(f"--base-url given twice: {', '.join(urls)}")
         if api not in ("chat", "completions"):
@@ -136,13 +137,14 @@ class OpenAIBackend:
         self._proxies = {u: _env_proxy(u) for u in self.base_urls}
         self.model = model
         self.api_key_env = api_key_env
-        self._api_key = os.environ.get(api_key_env, "")
+        self._api_key = os.environ.get(api_key_env, "") if api_key_env else ""  # None: send no key
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.concurrency = max(1, concurrency)
         self.max_n = max(1, max_n) if send_n else 1
+        self._n_limit = self.max_n  # what was configured; `max_n` drops to what a server really gives
         self.extra_body = dict(extra_body or {})
         # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
         # gives one entry per generated token of every choice, i.e. exact per-sample counts.
@@ -233,7 +235,7 @@ class OpenAIBackend:
         return self._rng.uniform(0, cap)  # full jitter: spreads retries of many clients
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:
-        if request.n > self.max_n:
+        if request.n > self._n_limit:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = self._path()
         body = self._body(request)
@@ -300,49 +302,48 @@ class OpenAIBackend:
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
 
     def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
+        """The completions of a 200 answer, whatever shape its fields come in.
+
+        Only a body that is no completion at all (not JSON, no list of choices) is garbled, and
+        retried. Otherwise every choice that arrived becomes a Completion, so it is stored and
+        paid for once: a choice whose text cannot be read is kept as an empty text with finish
+        reason "unusable: ..." (counted wrong), an odd finish reason is kept as text. Fewer choices
+        than `n` are returned as they are; the Runner asks for the rest.
+        """
         url = str(response.request.url)
         try:
             data = response.json()
-            choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-            if not all(isinstance(c, dict) for c in choices):
-                raise TypeError("a choice is not an object")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raw_choices = data["choices"]
+            if not isinstance(raw_choices, list) or not raw_choices:
+                raise TypeError(f"'choices' is {type(raw_choices).__name__}{'' if raw_choices else ' and empty'}")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             what = "a chat completion" if self.api == "chat" else "a completion"
             detail = " ".join(str(exc).split())[:120]
             raise _GarbledAnswer(f"{url}: answer is not {what} (field 'choices' missing or not JSON: {detail})") from None
-        if len(choices) < request.n:
-            raise BackendError(
-                f"{url}: asked for n={request.n} choices, got {len(choices)}; the server may ignore 'n' (use --max-n 1)"
-            )
+        choices = [c for _, c in sorted(enumerate(raw_choices), key=lambda ic: _choice_index(ic[1], ic[0]))]
+        if len(choices) < request.n and self.max_n > 1:
+            # a server that ignores `n`: ask it for as many as it gives from now on
+            self.max_n = max(1, len(choices))
         choices = choices[: request.n]
-        usage = data.get("usage") or {}
+        reported = read_usage(data)  # OpenAI, Anthropic or Gemini fields: see infereco.usage
         texts: list[str] = []
+        reasons: list[str | None] = []
         logprobs: list[list[dict[str, Any]] | None] = []
         for i, choice in enumerate(choices):
-            message = choice.get("message") or {}
-            text = message.get("content")
-            if text is None:
-                text = choice.get("text", "")
-            if not isinstance(text, str):
-                field = "message.content" if self.api == "chat" else "text"
-                raise BackendError(f"{url}: choices[{i}].{field} is not text")
+            text, reason = _choice_text(choice, self.api == "chat")
             prefill = _prefill(request)
-            if self.api == "chat" and prefill and text.startswith(prefill):
+            if text is not None and self.api == "chat" and prefill and text.startswith(prefill):
                 text = text[len(prefill) :]  # llama.cpp echoes the partial answer it continued
-            texts.append(text)
-            logprobs.append(_token_logprobs(choice.get("logprobs")))
+            texts.append(text if text is not None else "")
+            reasons.append(reason)
+            logprobs.append(_token_logprobs(choice.get("logprobs")) if isinstance(choice, dict) else None)
         n = len(choices)
-        if not isinstance(usage, dict):
-            usage = {}
         # a count the server did not report is taken at its upper bound: the budget stays hard
-        prompt_total = _count(usage.get("prompt_tokens"), prompt_token_bound(request.messages))
-        completion_total = _count(usage.get("completion_tokens"), n * request.max_tokens)
-        details = usage.get("prompt_tokens_details")
-        cached_total = _count(details.get("cached_tokens") if isinstance(details, dict) else None, 0)
-        completion_details = usage.get("completion_tokens_details")
-        reasoning_total = _count(
-            completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None, 0
-        )
+        prompt_total = _or(reported.prompt, prompt_token_bound(request.messages))
+        completion_total = _or(reported.completion, n * request.max_tokens)
+        cached_total = min(_or(reported.cached, 0), prompt_total)
+        cache_write_total = min(_or(reported.cache_write, 0), prompt_total - cached_total)
+        reasoning_total = min(_or(reported.reasoning, 0), completion_total)
         # Per-choice completion tokens: exact from logprobs when present, else by text length.
         if all(lp is not None for lp in logprobs) and (
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
@@ -359,15 +360,17 @@ class OpenAIBackend:
             completion_split = split_by_weight(completion_total, [max(len(t), 1) for t in texts])
         prompt_split = split_evenly(prompt_total, n)
         cached_split = split_evenly(cached_total, n)
+        write_split = split_evenly(cache_write_total, n)
         reasoning_split = split_by_weight(reasoning_total, [float(c) for c in completion_split])
         return [
             Completion(
                 text=texts[i],
-                finish_reason=choices[i].get("finish_reason"),
+                finish_reason=reasons[i],
                 prompt_tokens=prompt_split[i],
                 completion_tokens=completion_split[i],
                 cached_prompt_tokens=cached_split[i],
                 reasoning_tokens=reasoning_split[i],
+                cache_write_tokens=write_split[i],
                 latency_s=latency,
                 logprobs=logprobs[i] if request.logprobs else None,
             )
@@ -441,6 +444,43 @@ def _prefill(request: GenerationRequest) -> str:
     return str(last.get("content") or "") if last.get("role") == "assistant" else ""
 
 
+def _or(value: int | None, missing: int) -> int:
+    return missing if value is None else value
+
+
+def _choice_index(choice: Any, position: int) -> int:
+    index = choice.get("index") if isinstance(choice, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else position
+
+
+def _choice_text(choice: Any, chat: bool) -> tuple[str | None, str | None]:
+    """A choice's text and finish reason; (None, "unusable: why") when it carries no text."""
+    if not isinstance(choice, dict):
+        return None, f"unusable: the choice is {type(choice).__name__}, not an object"
+    reason = choice.get("finish_reason")
+    if reason is not None and not isinstance(reason, str):
+        reason = json.dumps(reason, default=str)[:60]
+    message = choice.get("message")
+    text: Any = None
+    if isinstance(message, dict):
+        text = message.get("content")
+    elif isinstance(message, str):  # some servers put the text itself there
+        text = message
+    if text is None:
+        text = choice.get("text")
+    if isinstance(text, list):  # content parts: keep the text ones
+        parts = [p.get("text") for p in text if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        text = "".join(parts) if parts else None
+    if text is None and message is None and "text" not in choice:
+        return None, "unusable: no message.content or text"
+    if text is None:
+        return "", reason  # an empty answer (e.g. content null: all of it went to reasoning)
+    if not isinstance(text, str):
+        field = "message.content" if chat else "text"
+        return None, f"unusable: {field} is {type(text).__name__}, not text"
+    return text, reason
+
+
 def _count(value: Any, missing: int) -> int:
     """A token count from a usage field; `missing` when absent or not a non-negative integer."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -451,23 +491,48 @@ def _count(value: Any, missing: int) -> int:
 
 
 def _token_logprobs(lp: Any) -> list[dict[str, Any]] | None:
-    """Per-token logprobs of one choice in a common shape, from the chat or the completions format."""
+    """Per-token logprobs of one choice in a common shape, from the chat or the completions format.
+
+    Whatever the server sent, each entry comes out as {"token": str, "logprob": finite float or
+    None[, "top_logprobs": [...]]}: a judge reading them never meets a list, a string or 1e308.
+    """
     if not isinstance(lp, dict):
         return None
     if isinstance(lp.get("content"), list):  # chat: [{"token", "logprob", ...}, ...]
-        return list(lp["content"])
+        return [_clean_entry(e) for e in lp["content"]]
     tokens, values = lp.get("tokens"), lp.get("token_logprobs")
     if isinstance(tokens, list):  # completions: parallel lists
         values = values if isinstance(values, list) else [None] * len(tokens)
         tops = lp.get("top_logprobs") if isinstance(lp.get("top_logprobs"), list) else [None] * len(tokens)
         out: list[dict[str, Any]] = []
-        for t, v, top in zip(tokens, values, tops + [None] * (len(tokens) - len(tops))):
-            entry: dict[str, Any] = {"token": t, "logprob": v}
+        for t, v, top in zip(tokens, values + [None] * (len(tokens) - len(values)), tops + [None] * (len(tokens) - len(tops))):
+            entry: dict[str, Any] = {"token": _token_text(t), "logprob": _logprob(v)}
             if isinstance(top, dict):  # completions give {token: logprob}; chat gives a list of entries
-                entry["top_logprobs"] = [{"token": k, "logprob": x} for k, x in top.items()]
+                entry["top_logprobs"] = [{"token": _token_text(k), "logprob": _logprob(x)} for k, x in top.items()]
             out.append(entry)
         return out
     return None
+
+
+def _clean_entry(entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        return {"token": "", "logprob": None}
+    out: dict[str, Any] = {"token": _token_text(entry.get("token")), "logprob": _logprob(entry.get("logprob"))}
+    tops = entry.get("top_logprobs")
+    if isinstance(tops, list):
+        out["top_logprobs"] = [_clean_entry(t) for t in tops]
+    return out
+
+
+def _token_text(token: Any) -> str:
+    return token if isinstance(token, str) else ""
+
+
+def _logprob(value: Any) -> float | None:
+    """A log-probability: a finite number, at most 0 (a server's 1000 would be e^1000); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return min(float(value), 0.0)
 
 
 def _env_proxy(url: str) -> str | None:

@@ -34,7 +34,7 @@ class BackendOptions(BaseModel):
     kind: str = "llamacpp"
     model: str | None = None
     base_url: str | list[str] | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = "OPENAI_API_KEY"  # None: send no key
     concurrency: int | None = None
     max_n: int | None = None
     slots: int = 16

@@ -33,20 +33,24 @@ def p_yes(logprobs: list[dict[str, Any]] | None) -> float:
 
     Alternatives are matched case- and space-insensitively ("Yes", " yes", "YES" all count).
     """
-    if not logprobs:
+    if not logprobs or not isinstance(logprobs, list) or not isinstance(logprobs[0], dict):
         return 0.5
     first = logprobs[0]
     options = first.get("top_logprobs") or [first]
+    if not isinstance(options, list):
+        return 0.5
     yes = no = 0.0
     for option in options:
+        if not isinstance(option, dict):
+            continue
         word = str(option.get("token", "")).strip().lower()
         value = option.get("logprob")
-        if value is None:
-            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue  # a garbled alternative says nothing
         if word in _YES:
-            yes += math.exp(float(value))
+            yes += math.exp(min(float(value), 0.0))  # a log-probability is at most 0
         elif word in _NO:
-            no += math.exp(float(value))
+            no += math.exp(min(float(value), 0.0))
     return yes / (yes + no) if yes + no > 0 else 0.5
 
 
@@ -72,7 +76,11 @@ class LLMJudge:
         params = SamplingParams(max_tokens=1, temperature=0.0, top_logprobs=self.top_logprobs)
         step = f"judge/{kind}/{content_key(solution)}"
         [record] = await ctx.sample(step, 1, messages, params, role=self.role or "judge")
-        return p_yes(json.loads(record.logprobs_json) if record.logprobs_json else None)
+        try:
+            logprobs = json.loads(record.logprobs_json) if record.logprobs_json else None
+        except ValueError:
+            logprobs = None
+        return p_yes(logprobs)
 
     async def score(self, ctx: SamplingContext, text: str) -> float:
         return await self._ask(ctx, "outcome", self.outcome_prompt, text)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from infereco.backends.base import Completion, GenerationRequest
-from infereco.backends.openai import HTTPAnswer, OpenAIBackend
+from infereco.backends.openai import HTTPAnswer, OpenAIBackend, _count
+from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 from infereco.strategies.base import SamplingContext, SamplingParams, content_key
 
@@ -58,13 +59,14 @@ class RewardModelBackend(OpenAIBackend):
         try:
             data = response.json()
             score = _last_number(data["data"][0]["data"])
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError, OverflowError):
             score = None
         if score is None or not math.isfinite(score):
             raise BackendError(f"{url}: answer has no numeric score at data[0].data (see infereco.verifiers.reward_model)")
-        usage = data.get("usage") or {}
+        usage = data.get("usage") if isinstance(data, dict) and isinstance(data.get("usage"), dict) else {}
         return [Completion(text=json.dumps(to_unit(score)), finish_reason="stop",
-                           prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=0, latency_s=latency)]  # fmt: skip
+                           prompt_tokens=_count(usage.get("prompt_tokens"), prompt_token_bound(request.messages)),
+                           completion_tokens=0, latency_s=latency)]  # fmt: skip
 
 
 @dataclass(frozen=True)
