@@ -61,6 +61,9 @@ class RunSpec:
             ident.pop(volatile, None)  # how the same model is served does not change what it samples
         return {
             "task": self.task.spec,
+            # what the problems ask and expect, the rendered prompt and the checker: an edited row
+            # or a changed prompt is another run, never a silent reuse of the old samples
+            "content": self.task.digest(),
             "backend": ident,
             "strategy": self.strategy.describe(),
             "sampling": _sampling_identity(self.params),
@@ -579,7 +582,6 @@ class Runner:
             if request.logprobs and any(c.logprobs is None for c in completions):
                 # stored below (it was paid for); no other request starts: `sample` raises this
                 self._failure = self._failure or _no_logprobs(served_role(self._roles, served), step, backend)
-        checker = self.spec.task.checker
         completions = completions[: len(indices)]  # fewer than asked for: the rest is asked for again
         total_completion = sum(c.completion_tokens for c in completions)
         # priced as a whole request (tiers apply to its input tokens), then shared over its samples
@@ -594,9 +596,9 @@ class Runner:
             usage, busy_s=busy_s, batch=len(indices), when=datetime.fromtimestamp(sent_at, tz=timezone.utc)
         )
         costs = charge.split([c.completion_tokens for c in completions], [c.prompt_tokens for c in completions])
+        verdicts = await self._grade(problem, [c.text for c in completions], role)
         records: list[SampleRecord] = []
-        for index, completion, cost in zip(indices, completions, costs):
-            answer = checker.extract(completion.text)
+        for index, completion, cost, (answer, correct) in zip(indices, completions, costs, verdicts):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -606,7 +608,7 @@ class Runner:
                     text=completion.text,
                     finish_reason=completion.finish_reason,
                     answer=answer,
-                    correct=checker.is_correct(answer, problem.answer),
+                    correct=correct,
                     prompt_tokens=completion.prompt_tokens,
                     cached_prompt_tokens=completion.cached_prompt_tokens,
                     completion_tokens=completion.completion_tokens,
@@ -657,6 +659,19 @@ class Runner:
         p.changed()
         return records
 
+
+    async def _grade(self, problem: Problem, texts: list[str], role: str) -> list[tuple[str | None, bool]]:
+        """(answer, correct) per completion. A checker with an async `grade` (code run in the
+        sandbox in a worker thread, a judge model asked under the "grader" role) grades the model
+        under test's samples; other roles' texts (a judge's verdict, a drafter's step) get no answer."""
+        checker = self.spec.task.checker
+        grade = getattr(checker, "grade", None)
+        if grade is None:
+            return [(a, checker.is_correct(a, problem.answer)) for a in map(checker.extract, texts)]
+        if role != "main":
+            return [(None, False)] * len(texts)
+        ctx = _ProblemContext(self, problem)
+        return list(await asyncio.gather(*(grade(text, problem, ctx) for text in texts)))
 
     async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Store a request with its samples: group commit of everything that arrives in one loop turn.
