@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import statistics
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -75,7 +77,8 @@ def latency_added(pairs: int, max_tokens: int, store: Path) -> dict[str, float]:
                 "temperature": 0.0}  # fmt: skip
         times: dict[str, list[float]] = {"direct": [], "served": []}
         tokens: dict[str, set[int]] = {"direct": set(), "served": set()}
-        for i in range(pairs + 2):  # two warm-up pairs, alternating which goes first
+        inside: list[float] = []  # each served request: the proxy's own time (its latency less the upstream call's)
+        for i in range(pairs + 2):  # two warm-up pairs (the first loads the model's caches), alternating which goes first
             order = [("direct", direct), ("served", served)] if i % 2 == 0 else [("served", served), ("direct", direct)]
             for label, client in order:
                 t0 = time.perf_counter()
@@ -84,10 +87,23 @@ def latency_added(pairs: int, max_tokens: int, store: Path) -> dict[str, float]:
                 if i >= 2:
                     times[label].append(elapsed)
                     tokens[label].add(r.usage.completion_tokens if r.usage else -1)
+                    if label == "served":
+                        inside.append(proxy_time(store, r.infereco))  # type: ignore[attr-defined]
         d, s = statistics.median(times["direct"]), statistics.median(times["served"])
+        # streamed: time to the first text, straight and through the proxy (which streams llama.cpp's tokens)
+        ttft: dict[str, list[float]] = {"direct": [], "served": []}
+        for i in range(max(2, pairs // 3)):
+            for label, client in [("direct", direct), ("served", served)][:: 1 if i % 2 == 0 else -1]:
+                t0, first = time.perf_counter(), None
+                for chunk in client.chat.completions.create(**body, stream=True):  # type: ignore[arg-type]
+                    if first is None and chunk.choices and chunk.choices[0].delta.content:
+                        first = time.perf_counter() - t0
+                ttft[label].append(first if first is not None else math.nan)
         return {"direct_median_s": d, "served_median_s": s, "added_ms": (s - d) * 1000, "added_pct": (s / d - 1) * 100,
                 "completion_tokens_direct": sorted(tokens["direct"]), "completion_tokens_served": sorted(tokens["served"]),
-                "pairs": pairs}  # type: ignore[dict-item]  # fmt: skip
+                "pairs": pairs, "proxy_own_ms_median": statistics.median(inside) * 1000,
+                "ttft_direct_median_s": statistics.median(ttft["direct"]),
+                "ttft_served_median_s": statistics.median(ttft["served"])}  # type: ignore[dict-item]  # fmt: skip
     finally:
         if proxy is not None:
             proxy.terminate()
@@ -95,8 +111,18 @@ def latency_added(pairs: int, max_tokens: int, store: Path) -> dict[str, float]:
         server.stop()
 
 
-async def hammer(url: str, requests: int, connections: int, body: bytes) -> float:
-    """Requests/s of raw keep-alive HTTP/1.1 clients posting `body` to `url`'s chat endpoint (all must be 200)."""
+def proxy_time(store: Path, info: dict[str, Any]) -> float:
+    """Seconds a served request spent in the proxy: its latency less its upstream call's (from the store)."""
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        (upstream_s,) = db.execute("SELECT SUM(latency_s) FROM requests WHERE problem_id=?", (info["request_id"],)).fetchone()
+    return float(info["latency_s"]) - float(upstream_s)
+
+
+async def hammer(url: str, requests: int, connections: int, body: bytes, latencies: list[float] | None = None) -> float:
+    """Requests/s of raw keep-alive HTTP/1.1 clients posting `body` to `url`'s chat endpoint (all must
+    be 200); with `latencies`, each request's time is appended to it."""
     host, port = url.split("//")[1].split("/")[0].split(":")
     raw = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
@@ -107,12 +133,15 @@ async def hammer(url: str, requests: int, connections: int, body: bytes) -> floa
         nonlocal failures
         reader, writer = await asyncio.open_connection(host, int(port))
         for _ in range(per):
+            t0 = time.perf_counter()
             writer.write(raw)
             head = await reader.readuntil(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 200"):
                 failures += 1
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             await reader.readexactly(length)
+            if latencies is not None:
+                latencies.append(time.perf_counter() - t0)
         writer.close()
 
     t0 = time.perf_counter()
@@ -123,28 +152,69 @@ async def hammer(url: str, requests: int, connections: int, body: bytes) -> floa
     return rate
 
 
-def throughput(requests: int, connections: int, store: Path) -> dict[str, float]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pids: dict[str, int], run: Any) -> tuple[float, dict[str, float]]:
+    """Run `run()` (returning req/s and the request count) and the CPU each process used per request, in µs."""
+    import resource
+
+    before = {k: cpu_s(p) for k, p in pids.items()}
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    rate, count = run()
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {k: (cpu_s(p) - before[k]) / count * 1e6 for k, p in pids.items()}
+    cpu["client"] = ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) / count * 1e6
+    return rate, cpu
+
+
+def throughput(requests: int, connections: int, store: Path) -> dict[str, Any]:
+    """Requests/s through the proxy, and the CPU each process spends per request.
+
+    On a shared machine the wall-clock rate says mostly how busy the machine was; the CPU time per
+    request does not depend on that, so the figure that answers "how many on 2 idle cores" is
+    projected from it: the proxy is one thread (at most 1e6 / its µs per request), and the three
+    processes (clients, proxy, upstream) share the 2 cores."""
     upstream, upstream_url = runner_throughput.start_server()
-    proxy = None
+    body = json.dumps({"model": "instant", "messages": [{"role": "user", "content": "What is 2 + 3?"}],
+                       "max_tokens": 16}).encode()  # fmt: skip
+    out: dict[str, Any] = {}
     try:
-        body = json.dumps({"model": "instant", "messages": [{"role": "user", "content": "What is 2 + 3?"}],
-                           "max_tokens": 16}).encode()  # fmt: skip
-        ceiling = asyncio.run(hammer(upstream_url, requests, connections, body))
+        rate, cpu = measured({"upstream": upstream.pid},
+                             lambda: (asyncio.run(hammer(upstream_url, requests, connections, body)), requests))  # fmt: skip
+        out["upstream_alone"] = {"rps": round(rate), "cpu_us_per_request": {k: round(v) for k, v in cpu.items()}}
         proxy, proxy_url = start_serve(upstream_url, "instant", store, "--input-price", "0.15", "--output-price", "0.60",
                                        "--concurrency", str(connections))  # fmt: skip
-        asyncio.run(hammer(proxy_url, min(500, requests), connections, body))  # warm-up: connections, first run
-        rate = asyncio.run(hammer(proxy_url, requests, connections, body))
+        try:
+            asyncio.run(hammer(proxy_url, min(500, requests), connections, body))  # warm-up
+            # one request at a time, alternating: what the proxy adds to one request's latency (its hop
+            # and all its work), with an upstream that takes no time
+            alone: dict[str, list[float]] = {"direct": [], "served": []}
+            for _ in range(10):
+                asyncio.run(hammer(upstream_url, 20, 1, body, alone["direct"]))
+                asyncio.run(hammer(proxy_url, 20, 1, body, alone["served"]))
+            out["one_at_a_time_ms"] = {k: round(statistics.median(v) * 1000, 3) for k, v in alone.items()}
+            out["one_at_a_time_ms"]["added"] = round(out["one_at_a_time_ms"]["served"] - out["one_at_a_time_ms"]["direct"], 3)
+            rate, cpu = measured({"serve": proxy.pid, "upstream": upstream.pid},
+                                 lambda: (asyncio.run(hammer(proxy_url, requests, connections, body)), requests))  # fmt: skip
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=30)
         import sqlite3
 
         with sqlite3.connect(store) as db:
             stored = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-        return {"upstream_alone_rps": ceiling, "served_rps": rate, "stored_requests": stored}
+        out["served"] = {
+            "rps": round(rate), "stored_requests": stored, "cpu_us_per_request": {k: round(v) for k, v in cpu.items()},
+            "projected_rps_2_idle_cores": round(min(1e6 / cpu["serve"], 2e6 / sum(cpu.values()))),
+        }  # fmt: skip
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=30)
         upstream.terminate()
         upstream.wait(timeout=10)
+    return out
 
 
 def main() -> None:
@@ -158,9 +228,13 @@ def main() -> None:
     out: dict[str, object] = {"load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         out["throughput"] = throughput(args.requests, args.connections, Path(tmp) / "rps.db")
-        print(json.dumps(out["throughput"]), flush=True)
+        print(json.dumps(out["throughput"], indent=2), flush=True)
         if not args.skip_model:
-            out["latency"] = latency_added(args.pairs, args.max_tokens, Path(tmp) / "latency.db")
+            lat = latency_added(args.pairs, args.max_tokens, Path(tmp) / "latency.db")
+            # the headline: what the proxy adds to one request (measured against the instant upstream,
+            # where nothing else varies) relative to a request to the embedded model
+            lat["added_pct_of_direct"] = out["throughput"]["one_at_a_time_ms"]["added"] / (lat["direct_median_s"] * 1000) * 100  # type: ignore[index]
+            out["latency"] = lat
     print(json.dumps(out, indent=2))
 
 

@@ -5,7 +5,8 @@ so a test knows what each sample says. It keeps its own bill (`billed`: request 
 completion tokens of every answer it generated), which is what the tests compare the proxy's usage
 with. A streamed answer is sent word by word; with `hold_after_first`, the upstream sends the first
 word and then waits (up to `hold_s`) until the test calls `release()`: a proxy that buffers instead
-of streaming cannot deliver that first word, and `released_in_time` stays False.
+of streaming cannot deliver that first word, and `released_in_time` stays False. With
+`break_after_first`, a streamed answer stops after its first word (the connection closes).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from fakeserver import FakeModel
 
 class Upstream:
     def __init__(self, *, fail_status: int | None = None, delay_s: float = 0.0, hold_after_first: bool = False,
-                 hold_s: float = 10.0, p_correct: float = 0.7) -> None:  # fmt: skip
+                 hold_s: float = 10.0, p_correct: float = 0.7, break_after_first: bool = False) -> None:  # fmt: skip
         self.model = FakeModel(p_correct=p_correct)
         self.fail_status = fail_status
         self.delay_s = delay_s
         self.hold_after_first = hold_after_first
         self.hold_s = hold_s
+        self.break_after_first = break_after_first  # a streamed answer cut after its first word
         self.lock = threading.Lock()
         self.billed: list[tuple[str, int, int]] = []
         self.bodies: list[dict[str, Any]] = []
@@ -108,6 +110,8 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
                 event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
                 if i == 0 and up.hold_after_first:
                     up.released_in_time = up._release.wait(up.hold_s)
+                if i == 0 and up.break_after_first:
+                    return  # the connection closes mid-answer
             event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             if (body.get("stream_options") or {}).get("include_usage"):
                 event({**base, "choices": [], "usage": answer["usage"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -113,11 +114,39 @@ def test_server_dies_with_infereco_even_on_sigkill(tmp_path: Path) -> None:
             proc.kill()
 
 
-def test_openai_backend_against_a_real_llamacpp_server_counts_every_choice(tmp_path: Path) -> None:
-    """`--backend openai` pointed at llama.cpp's server: per-sample tokens stay right with n > 1."""
+def _server_counts(log: Path) -> list[int]:
+    """The tokens llama.cpp's server says it generated for each finished sequence (its own log)."""
+    return sorted(int(n) for n in re.findall(r"\|\s+eval time =.*?/\s*(\d+) tokens", log.read_text()))
+
+
+def _stored_counts(db: Path) -> list[int]:
+    with sqlite3.connect(db) as conn:
+        return sorted(n for (n,) in conn.execute("SELECT completion_tokens FROM samples"))
+
+
+@pytest.fixture
+def sent_bodies(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every request body the OpenAI-compatible client sends (the embedded backend uses it too)."""
+    from infereco.backends.openai import OpenAIBackend
+
+    bodies: list[dict] = []
+    original = OpenAIBackend._body
+
+    def spy(self, request):  # type: ignore[no-untyped-def]
+        body = original(self, request)
+        bodies.append(body)  # the same dict the request is sent from (stream fields are added to it)
+        return body
+
+    monkeypatch.setattr(OpenAIBackend, "_body", spy)
+    return bodies
+
+
+def test_openai_backend_against_a_real_llamacpp_server_counts_every_choice(tmp_path: Path, sent_bodies: list[dict]) -> None:
+    """`--backend openai` pointed at llama.cpp's server: each sample's tokens are the server's own
+    count (llama.cpp's `usage` covers the first of n choices only), learned before the first request."""
     from infereco.backends.llamacpp import LlamaServer
 
-    server = LlamaServer(resolve_model(None)[1], slots=4, ctx_per_slot=512)
+    server = LlamaServer(resolve_model(None)[1], slots=4, ctx_per_slot=512, log_path=tmp_path / "server.log")
     server.start()
     try:
         db = tmp_path / "remote.db"
@@ -126,16 +155,34 @@ def test_openai_backend_against_a_real_llamacpp_server_counts_every_choice(tmp_p
             base_url=server.base_url, model="qwen", store=db, input_price=1.0, output_price=2.0,
         )  # fmt: skip
         assert result.totals["samples"] == 8 and result.totals["samples_correct"] >= 1
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT request_key, completion_tokens, text FROM samples ORDER BY request_key").fetchall()
-        # every choice has a plausible count, not only the first one (llama.cpp's usage quirk)
-        assert all(tokens >= 1 for _, tokens, _ in rows)
-        second_request = [tokens for key, tokens, _ in rows if key == rows[-1][0]]
-        assert sum(second_request) > second_request[0]
+        assert _stored_counts(db) == _server_counts(server.log_path)
+        assert all(b.get("stream") and "logprobs" not in b for b in sent_bodies)
         expected_cost = (result.totals["prompt_tokens"] * 1.0 + result.totals["completion_tokens"] * 2.0) / 1e6
         assert abs(result.totals["cost_usd"] - expected_cost) < 1e-12
     finally:
         server.stop()
+
+
+def test_embedded_n16_stores_the_servers_own_count_for_every_sample_without_logprobs(
+    tmp_path: Path, sent_bodies: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infereco.backends.llamacpp import LlamaServer
+
+    servers: list[LlamaServer] = []
+    launch = LlamaServer.launch
+
+    def record(self: LlamaServer) -> None:
+        servers.append(self)
+        launch(self)
+
+    monkeypatch.setattr(LlamaServer, "launch", record)
+    db = tmp_path / "n16.db"
+    result = infereco.run("arithmetic", level=3, limit=1, n=16, max_tokens=48, store=db)
+    assert result.totals["samples"] == 16
+    counts = _stored_counts(db)
+    assert counts == _server_counts(servers[0].log_path)
+    assert len(set(counts)) > 1  # the samples differ in length: not one count spread over all
+    assert sent_bodies and all("logprobs" not in b and "top_logprobs" not in b for b in sent_bodies)
 
 
 def test_particle_filtering_on_the_embedded_model_continues_its_own_steps(tmp_path: Path) -> None:

@@ -206,7 +206,9 @@ def test_override_picks_another_run(tmp_path: Path) -> None:
         _, prompt, completion = up.bill_for(b["request_id"])
         assert over.usage.cost_usd == pytest.approx(price(prompt, completion))  # type: ignore[attr-defined]
         for body, param in (({"n": 0}, "infereco.n"), ({"strategy": "nope"}, "infereco.strategy"),
-                            ({"colour": "red"}, "infereco.colour"), ({"strategy": "majority", "verifier": "judge"}, "infereco.verifier")):  # fmt: skip
+                            ({"colour": "red"}, "infereco.colour"), ({"strategy": "majority", "verifier": "judge"}, "infereco.verifier"),
+                            ({"judge_base_url": "http://127.0.0.1:1/v1"}, "infereco.judge_base_url"),  # where calls go: the server's choice
+                            ({"strategy": "beam", "beam_width": 0}, "infereco.beam_width")):  # fmt: skip
             with pytest.raises(openai.BadRequestError) as bad:
                 client.chat.completions.create(model="fake", messages=Q, extra_body={"infereco": body})
             assert bad.value.body["param"] == param, bad.value.body  # type: ignore[index]
@@ -313,3 +315,44 @@ def test_client_hanging_up_mid_stream(tmp_path: Path) -> None:
     with sqlite3.connect(srv.store) as db:  # the abandoned request was paid for: it is stored, whole
         rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0], db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
     assert rows == (2, 2) and len(up.billed) == 2
+
+
+def test_stream_cut_by_the_upstream_is_not_retried(tmp_path: Path) -> None:
+    with upstream(break_after_first=True) as (up, url), serving(url, tmp_path, "--strategy", "repeated", "--max-retries", "3") as srv:
+        stream = srv.client().chat.completions.create(model="fake", messages=Q, stream=True)
+        got: list[str] = []
+        with pytest.raises(openai.APIError) as failed:
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    got.append(chunk.choices[0].delta.content)
+        assert got == ["Adding "]  # the client has the first word; a retry could have contradicted it
+        assert "after streaming began" in str(failed.value)
+        assert len(up.bodies) == 1  # not retried
+
+
+@pytest.mark.model
+def test_embedded_model_streams_and_bills(tmp_path: Path) -> None:
+    """The default backend: llama.cpp's server streams its tokens through the proxy (with the
+    logprobs that count them), and the request is billed its share of machine time."""
+    store = tmp_path / "served.db"
+    proc = subprocess.Popen([sys.executable, "-m", "infereco.cli", "serve", "--port", "0", "--strategy", "repeated",
+                             "--store", str(store), "--timeout", "120"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+        assert found, line + proc.stderr.read()
+        client = openai.OpenAI(base_url=found.group(1), api_key="unused", max_retries=0, timeout=300)
+        [model] = [m.id for m in client.models.list()]
+        chunks = list(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Count from 1 to 5."}], max_tokens=12, temperature=0,
+            stream=True, stream_options={"include_usage": True},
+        ))  # fmt: skip
+        pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        final = chunks[-1]
+        assert len(pieces) > 2 and final.infereco["streamed_from_upstream"] is True  # type: ignore[attr-defined]
+        assert 0 < final.usage.completion_tokens <= 12 and final.usage.prompt_tokens > 0
+        assert final.usage.cost_usd > 0  # type: ignore[attr-defined]  # machine time at --usd-per-hour's default
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0

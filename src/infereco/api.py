@@ -26,6 +26,7 @@ from infereco.runner import Progress, Runner, RunSpec
 from infereco.store import Store
 from infereco.strategies import registry as strategy_registry
 from infereco.summary import RunSummary
+from infereco.tasks import Task
 
 @dataclass
 class RunResult:
@@ -86,6 +87,13 @@ def _description(task: Any, options: dict[str, Any]) -> tuple[RunConfig, dict[st
     """
     options = dict(options)
     objects: dict[str, Any] = {}
+    if isinstance(task, Task):  # a task built in Python: its problems are stored with the run, which resumes from them
+        from infereco.tasks.stored import resumable
+
+        objects["task"] = resumable(task)
+        task = task.name
+    elif not isinstance(task, str):
+        raise UserError(f"task must be a name, a file path or a Task, got {type(task).__name__}")
     if options.get("backend") is not None and not isinstance(options["backend"], str):
         objects["backend"] = options.pop("backend")
     if options.get("verifier") is not None and not isinstance(options["verifier"], str):
@@ -99,13 +107,17 @@ def _description(task: Any, options: dict[str, Any]) -> tuple[RunConfig, dict[st
     return RunConfig.build({"task": task, **values}), objects
 
 
-def run(task: str = "arithmetic", *, progress: Progress | None = None, **options: Any) -> RunResult:
+def run(task: str | Task = "arithmetic", *, progress: Progress | None = None, **options: Any) -> RunResult:
     """Run a strategy with N samples (or particles, or beams) per problem of `task`; store and summarise it.
 
     `options` are `infereco run`'s flags as keywords (`RunConfig`'s fields): level, limit, strategy,
     n, backend, model, base_url, verifier, judge_model, beam_width, pf_temperature, submit, ...,
     store, budget_usd, ... An option the chosen strategy does not take is a `UserError` naming it.
-    `backend` may be a Backend object and `verifier` a Verifier object you built.
+    `backend` may be a Backend object and `verifier` a Verifier object you built; `task` may be a
+    `Task` (`infereco.tasks.Task`: problems, checker, prompts), whose run resumes like any other.
+    Prompts and grading: `task_format`, `system_prompt` (text or "@FILE"), `prompt_template`
+    (`{question}`-style fields), `sandbox_packages` (code), `grader_model` / `grader_base_url` /
+    `grader_prompt` (free-form answers graded by a model under the role "grader").
 
     Example: `infereco.run("arithmetic", level=3, strategy="majority", n=32, limit=50, store="runs.db")`.
     """
@@ -530,13 +542,31 @@ def resume(
             stored = db.latest_unfinished()
             if stored is None:
                 raise UserError(f"--resume: no unfinished run in {store}; give the run's flags or --run ID")
-    spec, backend, price, roles = spec_from_config(stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries)
+        problems = db.problems(stored["run_id"])
+    spec, backend, price, roles = spec_from_config(
+        stored["config"], stored["label"], timeout_s=timeout_s, max_retries=max_retries, problems=problems
+    )
+    if spec.run_id(backend) != stored["run_id"]:
+        raise UserError(_changed_data(stored["run_id"], spec.task, problems))
     return execute(
         spec, backend, store, price, progress, budget, problem_budget, roles, executor=executor, ray_address=ray_address
     )
 
 
 
+
+
+def _changed_data(run_id: str, task: Task, stored: Sequence[Any]) -> str:
+    """One line for a resume whose task no longer matches what the run recorded (an edited file)."""
+    now = {p.id: (p.prompt, p.answer) for p in task.problems}
+    before = {p.id: (p.prompt, p.answer) for p in stored}
+    changed = sorted(k for k in now.keys() & before.keys() if now[k] != before[k])
+    added, removed = sorted(now.keys() - before.keys()), sorted(before.keys() - now.keys())
+    parts = [f"{label} {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+             for label, ids in (("changed:", changed), ("new:", added), ("gone:", removed)) if ids]  # fmt: skip
+    what = "; ".join(parts) or "the prompt or the checker changed"
+    return (f"--resume: the task's data changed since run {run_id} started ({what}); "
+            "rerun with the run's flags to start a new run on the new data")  # fmt: skip
 
 
 def sweep(

@@ -28,7 +28,7 @@ from infereco.runconfig import RunConfig
 from infereco.runner import RunSpec
 from infereco.strategies.base import SamplingParams
 from infereco.strategies.registry import make_strategy
-from infereco.tasks import get_task
+from infereco.tasks import Task, customise, get_task
 
 Roles = dict[str, tuple[Backend, Price]]
 
@@ -142,6 +142,32 @@ def make_roles(
     return roles
 
 
+def grader_roles(
+    task: Task,
+    main: Backend,
+    main_price: Price,
+    *,
+    grader_model: str | None = None,
+    grader_base_url: str | None = None,
+    prices: str | Path | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout_s: float = 600.0,
+    max_retries: int = 5,
+) -> Roles:
+    """The "grader" role of a task graded by a model (free-form): the model under test unless
+    `grader_model` names another (embedded, or with `grader_base_url` on an OpenAI-compatible
+    server, priced from `prices` or genai-prices). A grader flag on a task without one is an error."""
+    role = getattr(task.checker, "role", None)
+    if role is None:
+        if grader_model is not None or grader_base_url is not None:
+            raise UserError(f"--grader-model/--grader-base-url apply to free-form tasks only; {task.name} is graded by {task.checker.name}")
+        return {}
+    if grader_model is None and grader_base_url is None:
+        return {role: (main, main_price)}
+    grader = _role_backend(grader_model, grader_base_url, api_key_env, timeout_s, max_retries)
+    return {role: (grader, make_price(grader, prices=prices))}
+
+
 def check_capabilities(strategy: Any, main: Backend, roles: Roles) -> None:
     """Refuse, before any request, a role whose backend cannot give what the role reads.
 
@@ -236,15 +262,25 @@ def assemble(
     *,
     backend: Backend | None = None,
     verifier: Any = None,
+    task: Task | None = None,
     stored_prices: dict[str, Any] | None = None,
 ) -> Assembly:
     """Build every part of a run from its description (see the module docstring).
 
-    `backend` / `verifier`: objects a library caller built themselves, used instead of the
+    `backend` / `verifier` / `task`: objects a library caller built themselves, used instead of the
     description's. `stored_prices`: a stored run's config, whose prices (main and roles) are kept
     on resume rather than looked up again.
     """
-    task = get_task(cfg.task, level=cfg.level, limit=cfg.limit, seed=cfg.task_seed, path=cfg.data)
+    objects_task = task
+    if task is None:
+        task = get_task(
+            cfg.task, level=cfg.level, limit=cfg.limit, seed=cfg.task_seed, path=cfg.data, format=cfg.task_format,
+            system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template, packages=cfg.sandbox_packages,
+            grader_prompt=cfg.grader_prompt,
+        )  # fmt: skip
+    else:
+        task = customise(task, system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template,
+                         packages=cfg.sandbox_packages, grader_prompt=cfg.grader_prompt)  # fmt: skip
     main = backend or make_backend(
         cfg.backend, model=cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
         max_n=cfg.max_n, max_retries=cfg.max_retries, timeout_s=cfg.timeout, api=cfg.api_kind,
@@ -261,6 +297,8 @@ def assemble(
         timeout_s=cfg.timeout, max_retries=cfg.max_retries, judge_api_key_env=cfg.judge_api_key_env,
         draft_api_key_env=cfg.draft_api_key_env, reward_api_key_env=cfg.reward_api_key_env,
     )  # fmt: skip
+    roles |= grader_roles(task, main, price, grader_model=cfg.grader_model, grader_base_url=cfg.grader_base_url,
+                          prices=cfg.prices, api_key_env=cfg.api_key_env, timeout_s=cfg.timeout, max_retries=cfg.max_retries)  # fmt: skip
     if stored_prices is not None:
         for role, stored in (stored_prices.get("roles") or {}).items():
             if role in roles and roles[role][0] is not main:
@@ -271,7 +309,7 @@ def assemble(
         seed=cfg.seed, label=cfg.label,
         # objects a caller built are not in the description: such a run is rebuilt from the parts
         # its config records (as runs stored before descriptions are)
-        description=cfg.stored() if backend is None and verifier is None else None,
+        description=cfg.stored() if backend is None and verifier is None and objects_task is None else None,
     )  # fmt: skip
     return Assembly(
         spec, main, price, roles, Budget(max_usd=cfg.budget_usd, max_tokens=cfg.budget_tokens),
@@ -288,8 +326,11 @@ def spec_from_config(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
+    problems: Sequence[Any] | None = None,
 ) -> tuple[RunSpec, Backend, Price, Roles]:
     """Rebuild a stored run's spec, backend, price and roles (for `--resume` and Ray workers).
+
+    `problems`: the run's stored problems, from which a task built in Python is rebuilt.
 
     `timeout_s` and `max_retries`, when given, replace the stored ones: they do not change the
     samples, and a run that failed on timeouts is resumed precisely with a longer `--timeout`.
@@ -300,15 +341,21 @@ def spec_from_config(
         cfg = RunConfig.build({**description, **overrides, "label": label})
         built = assemble(cfg, stored_prices=config)
         return built.spec, built.backend, built.price, built.roles
-    return _legacy_spec(config, label, timeout_s=timeout_s, max_retries=max_retries)
+    return _legacy_spec(config, label, timeout_s=timeout_s, max_retries=max_retries, problems=problems)
 
 
 def _legacy_spec(
-    config: dict[str, Any], label: str | None, *, timeout_s: float | None, max_retries: int | None
+    config: dict[str, Any], label: str | None, *, timeout_s: float | None, max_retries: int | None,
+    problems: Sequence[Any] | None = None,
 ) -> tuple[RunSpec, Backend, Price, Roles]:
     """A run stored before run descriptions: rebuilt from the parts its config recorded."""
     try:
-        task = get_task(**config["task"])
+        if config["task"].get("name") == "stored":  # a Task built in Python: rebuilt from the run's problems
+            from infereco.tasks.stored import stored_task
+
+            task = stored_task(config["task"], list(problems or []))
+        else:
+            task = get_task(**config["task"])
         strat = dict(config["strategy"])
         name, n, verifier = strat.pop("name"), int(strat.pop("n", 1)), strat.pop("verifier", None)
         search = {k: v for k, v in strat.items() if k != "stepwise"}  # each strategy takes the options it has
@@ -344,4 +391,4 @@ def _legacy_spec(
     return spec, backend, price, roles
 
 
-__all__ = ["Assembly", "assemble", "check_capabilities", "make_backend", "make_price", "make_roles", "spec_from_config"]
+__all__ = ["Assembly", "assemble", "check_capabilities", "grader_roles", "make_backend", "make_price", "make_roles", "spec_from_config"]

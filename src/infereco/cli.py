@@ -233,7 +233,9 @@ def _run_or_resume(values: dict[str, Any], resume: bool, run_id: str | None, qui
 #: run-description fields `infereco serve` does not take: a served request is the problem, and the
 #: server's spend is bounded by its run-wide budget; every other run flag is a serve flag too
 SERVE_EXCLUDES = frozenset({"task", "level", "limit", "data", "task_seed", "budget_usd_per_problem",
-                            "budget_tokens_per_problem", "executor", "ray_address", "label"})  # fmt: skip
+                            "budget_tokens_per_problem", "executor", "ray_address", "label",
+                            "task_format", "system_prompt", "prompt_template", "sandbox_packages",
+                            "grader_model", "grader_base_url", "grader_prompt"})  # fmt: skip
 _SERVE_DEFAULTS = {"n": 1}  # one sample per request unless told: a plain proxy that bills and stores
 
 _SERVE_OWN = [

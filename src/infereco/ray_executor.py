@@ -92,7 +92,9 @@ def solve_shard(
 
     spec, backend, price, roles = spec_from_config(config, label, max_retries=max_retries)
     keep = set(problem_ids)
-    spec = replace(spec, task=replace(spec.task, problems=tuple(p for p in spec.task.problems if p.id in keep)))
+    # the shard's problems only, under the whole task's content digest (part of the run id)
+    shard_task = replace(spec.task, problems=tuple(p for p in spec.task.problems if p.id in keep), pinned_digest=spec.task.digest())
+    spec = replace(spec, task=shard_task)
     out: queue.Queue[Any] = queue.Queue()
     shard = ShardStore(stored, spend, out.put)
     runner = Runner(spec, backend, shard, price, problem_budget=problem_budget, roles=roles)

@@ -54,11 +54,27 @@ class _Core(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     # -- task
-    task: str = Field("arithmetic", description="arithmetic, gsm8k, math, or a .jsonl/.csv file")
+    task: str = Field("arithmetic", description="arithmetic, humaneval, gsm8k, math, mbpp, choice, freeform, or a .jsonl/.csv file")
     level: int = Field(3, ge=1, le=5, description="arithmetic difficulty 1..5 (3, as demo and sweep)")
     limit: Optional[int] = Field(None, ge=1, description="use the first N problems")
     data: Optional[str] = Field(None, description="dataset file for --task gsm8k/math")
     task_seed: int = Field(0, description="seed of the generated arithmetic problems")
+    task_format: Optional[str] = Field(
+        None, alias="format", description="a file's format: auto (from the first row), humaneval, mbpp, choice, freeform, gsm8k, math",
+        json_schema_extra={"flag": "--format"},
+    )  # fmt: skip
+    system_prompt: Optional[str] = Field(None, description="system prompt TEXT or @FILE (default: the format's preset; '' for none)")
+    prompt_template: Optional[str] = Field(
+        None, description="user message TEXT or @FILE with fields such as {question} (multiple choice: {choices}, {letters})"
+    )
+    sandbox_packages: Optional[Literal["site", "stdlib"]] = Field(
+        None, description="code tasks: site (installed packages importable, default) or stdlib"
+    )
+    grader_model: Optional[str] = Field(None, description="free-form tasks: the model that grades answers (default: the model under test)")
+    grader_base_url: Optional[_URL] = Field(None, description="free-form tasks: an OpenAI-compatible server for --grader-model")
+    grader_prompt: Optional[str] = Field(
+        None, description="free-form tasks: the grader's yes/no question, with {question}, {reference}, {answer}"
+    )
     # -- strategy
     strategy: str = Field("majority", description="repeated, majority, pass@n, bon, weighted, bom, beam, pf, epf, adaptive, spec-majority")
     n: int = Field(16, ge=1, description="samples (beams, particles) per problem", json_schema_extra={"flag": "--n"})
@@ -105,6 +121,15 @@ class _Core(BaseModel):
     @classmethod
     def _path_to_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, Path) else value
+
+    @field_validator("system_prompt", "prompt_template", mode="before")
+    @classmethod
+    def _read_at_file(cls, value: Any, info: Any) -> Any:
+        """`@FILE` is read now, so the stored description holds the prompt itself (a later edit of
+        the file cannot change what a resumed run asks)."""
+        from infereco.tasks.prompts import read_prompt_arg
+
+        return read_prompt_arg(value, flag(info.field_name)) if isinstance(value, str) else value
 
 
 class RunConfig(

@@ -69,6 +69,9 @@ class RunSpec:
             ident.pop(volatile, None)  # how the same model is served does not change what it samples
         return {
             "task": self.task.spec,
+            # what the problems ask and expect, the rendered prompt and the checker: an edited row
+            # or a changed prompt is another run, never a silent reuse of the old samples
+            "content": self.task.digest(),
             "backend": ident,
             "strategy": self.strategy.describe(),
             "sampling": _sampling_identity(self.params),
@@ -651,9 +654,9 @@ class Runner:
             usage, busy_s=busy_s, batch=len(indices), when=datetime.fromtimestamp(sent_at, tz=timezone.utc)
         )
         costs = charge.split([c.completion_tokens for c in completions], [c.prompt_tokens for c in completions])
-        graded = await grade_async(self.spec.task.checker, [c.text for c in completions], problem.answer)
+        verdicts = await self._grade(problem, [c.text for c in completions], role)
         records: list[SampleRecord] = []
-        for index, completion, cost, (answer, correct) in zip(indices, completions, costs, graded):
+        for index, completion, cost, (answer, correct) in zip(indices, completions, costs, verdicts):
             records.append(
                 SampleRecord(
                     problem_id=problem.id,
@@ -714,6 +717,19 @@ class Runner:
         p.changed()
         return records
 
+
+    async def _grade(self, problem: Problem, texts: list[str], role: str) -> list[tuple[str | None, bool]]:
+        """(answer, correct) per completion. A checker with an async `grade` (code run in the
+        sandbox in a worker thread, a judge model asked under the "grader" role) grades the model
+        under test's samples; other roles' texts (a judge's verdict, a drafter's step) get no answer."""
+        checker = self.spec.task.checker
+        grade = getattr(checker, "grade", None)
+        if grade is None:  # inline, or in the process pool for a checker that says it is slow
+            return await grade_async(checker, texts, problem.answer)
+        if role != "main":
+            return [(None, False)] * len(texts)
+        ctx = _ProblemContext(self, problem)
+        return list(await asyncio.gather(*(grade(text, problem, ctx) for text in texts)))
 
     async def _write(self, request: RequestRecord, samples: list[SampleRecord]) -> None:
         """Store a request with its samples: group commit of everything that arrives in one loop turn.

@@ -345,6 +345,13 @@ class Store:
                 ],
             )
 
+    def problems(self, run_id: str) -> list[Problem]:
+        """The problems a run recorded, in order (a task built in Python is rebuilt from them on resume)."""
+        rows = self.conn.execute(
+            "SELECT problem_id, prompt, reference, metadata_json FROM problems WHERE run_id=? ORDER BY position", (run_id,)
+        ).fetchall()
+        return [Problem(id=r[0], prompt=r[1], answer=r[2], metadata=json.loads(r[3] or "{}")) for r in rows]
+
     # -- samples ----------------------------------------------------------------------------
     def stored_indices(self, run_id: str, problem_id: str, step: str) -> set[int]:
         rows = self.conn.execute(
@@ -783,7 +790,7 @@ class Store:
                 if ans is not None:
                     cid = classes.setdefault(ans, len(classes))
                     answers[i, j] = cid
-                    verdicts[cid] = verdicts.get(cid, False) or bool(ok)
+                    verdicts.setdefault(cid, bool(ok))  # the class's first sample: what a vote submits
                 correct[i, j] = bool(ok)
                 valid[i, j] = True
                 cost[i, j], ptok[i, j], ctok[i, j], lat[i, j] = c, pt, ct, la

@@ -186,8 +186,13 @@ class LlamaCppBackend:
         threads: int | None = None,
         timeout_s: float = 600.0,
         concurrency: int = 2,
+        max_n: int | None = None,
     ) -> None:
+        """`max_n`: samples per request (default: `slots`). Fewer than the slots lets the next request
+        start in the slots freed by the last one's finished samples: llama.cpp starts a request of n
+        samples only when n slots are free (benchmarks/limit.py measures the trade)."""
         self.model, self.model_path = resolve_model(model)
+        self._max_n = max(1, min(max_n or slots, slots))
         # one request fills the slots with n samples; a second keeps them busy between requests.
         # Step-level searches send many small requests (one per distinct prefix): more help there.
         self._concurrency = max(1, concurrency)
@@ -201,7 +206,7 @@ class LlamaCppBackend:
         return {"kind": self.kind, "model": self.model, "slots": self.server.slots, "threads": self.server.threads}
 
     def max_samples_per_request(self) -> int:
-        return self.server.slots
+        return self._max_n
 
     def worst_case_seconds(self) -> float:
         """As for the OpenAI backend it wraps (2 retries), plus the server's start."""
@@ -222,8 +227,8 @@ class LlamaCppBackend:
                     timeout_s=self._timeout_s,
                     max_retries=2,
                     concurrency=self.max_concurrency(),
-                    max_n=self.server.slots,
-                    count_tokens_from_logprobs=True,
+                    max_n=self._max_n,
+                    llamacpp=True,  # per-choice token counts by streaming, not logprobs (see backends.sse)
                 )
 
     async def runtime_profile(self, remeasure: bool = False) -> RuntimeProfile:

@@ -33,6 +33,7 @@ import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
 from infereco.backends.endpoints import EndpointPool
+from infereco.backends.sse import StreamError, merge_stream
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 from infereco.usage import read_usage
@@ -120,7 +121,11 @@ class OpenAIBackend:
         api: str = "chat",
         eject_after: int = 3,
         cooldown_s: float = 5.0,
+        llamacpp: bool | None = None,
     ) -> None:
+        """`llamacpp`: whether the endpoints are llama.cpp servers (per-choice token counts come from
+        a streamed answer there, see `infereco.backends.sse`); None learns it once per endpoint, from
+        its `GET /props`, before the first request for several choices is sent."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
@@ -146,9 +151,12 @@ class OpenAIBackend:
         self.max_n = max(1, max_n) if send_n else 1
         self._n_limit = self.max_n  # what was configured; `max_n` drops to what a server really gives
         self.extra_body = dict(extra_body or {})
-        # llama.cpp's server reports the usage of one choice only when n > 1; asking for logprobs
-        # gives one entry per generated token of every choice, i.e. exact per-sample counts.
+        # per-choice counts from logprobs (one entry per generated token): only for callers that
+        # want them; llama.cpp's servers give exact per-choice counts by streaming instead
         self.count_tokens_from_logprobs = count_tokens_from_logprobs
+        # which endpoints are llama.cpp servers, whose `usage` covers the first of n choices only
+        self._llamacpp: dict[str, bool] = {u: llamacpp for u in self.base_urls} if llamacpp is not None else {}
+        self._learning: asyncio.Lock | None = None
         self._client: aiohttp.ClientSession | None = None
         self._rng = random.Random()
 
@@ -190,6 +198,35 @@ class OpenAIBackend:
     def _path(self) -> str:
         """Where requests go, relative to `base_url`."""
         return "/chat/completions" if self.api == "chat" else "/completions"
+
+    async def _learn_servers(self) -> None:
+        """Ask each endpoint not yet known whether it is llama.cpp (`GET /props`), once, before the
+        first request for several choices: that decides how its per-choice token counts are read.
+        Any failure means "not llama.cpp": the request then goes out as a plain one."""
+        if all(u in self._llamacpp for u in self.base_urls):
+            return
+        if self._learning is None:
+            self._learning = asyncio.Lock()
+        async with self._learning:
+            unknown = [u for u in self.base_urls if u not in self._llamacpp]
+            found = await asyncio.gather(*(self._is_llamacpp(u) for u in unknown))
+            self._llamacpp.update(zip(unknown, found))
+
+    async def _is_llamacpp(self, url: str) -> bool:
+        root = url[: -len("/v1")] if url.endswith("/v1") else url
+        try:
+            timeout = aiohttp.ClientTimeout(total=min(10.0, self.timeout_s))
+            async with self._http().get(f"{root}/props", timeout=timeout, proxy=self._proxies[url]) as raw:
+                if raw.status != 200:
+                    return False
+                data = json.loads(await raw.read())
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return False
+        return isinstance(data, dict) and "default_generation_settings" in data and "total_slots" in data
+
+    def _streams(self, url: str, request: GenerationRequest) -> bool:
+        """Whether this request goes to this endpoint as a stream (llama.cpp, several choices)."""
+        return request.n > 1 and self._llamacpp.get(url, False)
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model}
@@ -238,13 +275,11 @@ class OpenAIBackend:
         if request.n > self._n_limit:
             raise BackendError(f"asked for n={request.n} samples in one request; this backend allows {self.max_n}")
         path = self._path()
-        body = self._body(request)
         # stream when asked to (infereco serve): one sample of a chat, not a continued partial answer
         streaming = request.on_text is not None and request.n == 1 and self.api == "chat" and not _prefill(request)
-        if streaming:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        payload = json.dumps(body).encode()
+        if request.n > 1:
+            await self._learn_servers()
+        payloads: dict[bool, bytes] = {}
         forwarded = [0]  # characters already passed to on_text: once any, the request cannot be retried
         headers = {"X-Infereco-Request-Key": request.key} if request.key else {}
         last_reason = ""
@@ -252,6 +287,15 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             endpoint = self.endpoints.acquire()
             url = f"{endpoint.url}{path}"
+            merged = self._streams(endpoint.url, request)  # n choices streamed, read whole, merged
+            stream = streaming or merged
+            if stream not in payloads:
+                body = self._body(request)  # (subclasses, e.g. the reward model, shape their own bodies)
+                if stream:
+                    body["stream"] = True
+                    body["stream_options"] = {"include_usage": True}
+                payloads[stream] = json.dumps(body).encode()
+            payload = payloads[stream]
             started = time.perf_counter()
             retry_after: float | None = None
             healthy: bool | None = False  # did it answer as a live server should (not 429/5xx/nothing)?
@@ -281,7 +325,7 @@ class OpenAIBackend:
                 healthy = response.status_code not in RETRY_STATUS
                 if response.status_code == 200:
                     try:
-                        return self._parse(response, request, latency)
+                        return self._parse(self._merged(response) if merged else response, request, latency)
                     except _GarbledAnswer as exc:
                         healthy = False  # a server that garbles its answers is not a healthy one
                         last_reason = self._redact(str(exc))
@@ -300,6 +344,17 @@ class OpenAIBackend:
                     raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
                 await asyncio.sleep(self._backoff(attempt, retry_after))
         raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
+
+    def _merged(self, response: HTTPAnswer) -> HTTPAnswer:
+        """A streamed answer as the JSON a plain one would be (see `infereco.backends.sse`)."""
+        if response.content.lstrip().startswith(b"{"):
+            return response  # a server that ignored `stream` answered with plain JSON
+        try:
+            merged = merge_stream(response.content, self.api)
+        except StreamError as exc:
+            raise _GarbledAnswer(f"{response.request.url}: streamed answer is not whole ({exc})") from None
+        content = json.dumps(merged).encode()
+        return HTTPAnswer(str(response.request.url), response.status_code, response.reason_phrase, response.headers, content)
 
     def _parse(self, response: HTTPAnswer, request: GenerationRequest, latency: float) -> list[Completion]:
         """The completions of a 200 answer, whatever shape its fields come in.
@@ -344,16 +399,21 @@ class OpenAIBackend:
         cached_total = min(_or(reported.cached, 0), prompt_total)
         cache_write_total = min(_or(reported.cache_write, 0), prompt_total - cached_total)
         reasoning_total = min(_or(reported.reasoning, 0), completion_total)
-        # Per-choice completion tokens: exact from logprobs when present, else by text length.
-        if all(lp is not None for lp in logprobs) and (
+        # Per-choice completion tokens: the server's own count of each choice where it gives one
+        # (a streamed llama.cpp answer), else exact from logprobs when present, else by text length.
+        per_choice = [_count(u.get("completion_tokens"), -1) if isinstance(u := c.get("usage"), dict) else -1 for c in choices]
+        if all(count >= 0 for count in per_choice):
+            completion_split = per_choice
+        elif all(lp is not None for lp in logprobs) and (
             self.count_tokens_from_logprobs or sum(len(lp or []) for lp in logprobs) == completion_total
         ):
             completion_split = [len(lp or []) for lp in logprobs]
         elif n > 1 and isinstance(data.get("timings"), dict):
             # llama.cpp's server (it adds "timings") counts only the first choice in `usage` when
-            # n > 1. Estimate the others from their length at the first choice's tokens per
-            # character, and ask for logprobs from now on, which give exact per-choice counts.
-            self.count_tokens_from_logprobs = True
+            # n > 1, and its `/props` did not say what it is (a proxy in front?). Estimate the others
+            # from their length at the first choice's tokens per character, and stream from now on,
+            # which gives the server's own count of every choice.
+            self._llamacpp[url[: -len(self._path())]] = True
             per_char = completion_total / max(len(texts[0]), 1)
             completion_split = [completion_total] + [max(1, round(len(t) * per_char)) for t in texts[1:]]
         else:

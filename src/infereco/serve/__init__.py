@@ -18,54 +18,37 @@ from typing import Any
 
 from infereco.errors import UserError
 from infereco.serve.protocol import ApiError, ChatBody
-from infereco.serve.service import STRATEGY_OPTIONS, ServeOptions, Service
+from infereco.serve.service import OVERRIDABLE, ServeOptions, Service
 
-__all__ = ["serve", "build_service", "Service", "ServeOptions", "ApiError", "ChatBody", "STRATEGY_OPTIONS"]
+__all__ = ["serve", "build_service", "Service", "ServeOptions", "ApiError", "ChatBody", "OVERRIDABLE"]
+
+
+#: `infereco serve`'s own options (not part of the run description)
+OWN_OPTIONS = ("served_model_name", "checker", "serve_api_key_env")
 
 
 def build_service(o: dict[str, Any]) -> Service:
-    """The service from `infereco serve`'s flags (run's flag names); flag errors are `UserError`s."""
-    from infereco import api
+    """The service from `infereco serve`'s options: the run description's fields (`RunConfig`,
+    as `infereco run` takes them) plus OWN_OPTIONS; a bad one is a `UserError` naming its flag."""
+    from infereco.assemble import make_backend, make_price
+    from infereco.checkers import get_checker
+    from infereco.runconfig import RunConfig
     from infereco.store import Store
 
-    if o.get("max_tokens", 256) < 1:
-        raise UserError(f"--max-tokens must be >= 1, got {o['max_tokens']}")
-    if not 0 <= o.get("temperature", 0.8) <= 2:
-        raise UserError(f"--temperature must be in [0, 2], got {o['temperature']}")
-    if o.get("concurrency") is not None and o["concurrency"] < 1:
-        raise UserError(f"--concurrency must be >= 1, got {o['concurrency']}")
-    backend = api.make_backend(
-        o.get("backend", "llamacpp"), model=o.get("model"), base_url=o.get("base_url"),
-        api_key_env=o.get("api_key_env", "OPENAI_API_KEY"), concurrency=o.get("concurrency"), max_n=o.get("max_n"),
-        max_retries=o.get("max_retries", 5), timeout_s=o.get("timeout", 600.0), api=o.get("api_kind", "chat"),
+    run = RunConfig.build({k: v for k, v in o.items() if k not in OWN_OPTIONS})
+    try:
+        get_checker(o.get("checker") or "numeric")
+    except UserError as exc:
+        raise UserError(f"--checker: {exc}") from None
+    backend = make_backend(
+        run.backend, model=run.model, base_url=run.base_url, api_key_env=run.api_key_env, concurrency=run.concurrency,
+        max_n=run.max_n, max_retries=run.max_retries, timeout_s=run.timeout, api=run.api_kind,
     )  # fmt: skip
-    price = api.make_price(backend, prices=o.get("prices"), input_price=o.get("input_price"),
-                           output_price=o.get("output_price"), usd_per_hour=o.get("usd_per_hour"))  # fmt: skip
-    strategy = {k: o[k] for k in STRATEGY_OPTIONS if o.get(k) is not None}
-    strategy.setdefault("strategy", "majority")
-    strategy.setdefault("n", 1)
-    if strategy.get("step_delimiter") is not None:  # "\\n" on a command line means a newline
-        strategy["step_delimiter"] = str(strategy["step_delimiter"]).encode().decode("unicode_escape")
-    roles = {k: o.get(k) for k in ("judge_model", "judge_base_url", "judge_prompt", "reward_url", "reward_model",
-                                   "reward_price", "draft_model", "draft_base_url", "accept_threshold", "prices",
-                                   "api_key_env")}  # fmt: skip
-    roles.update(timeout_s=o.get("timeout", 600.0), max_retries=o.get("max_retries", 5))
-    options = ServeOptions(
-        served_model=o.get("served_model_name") or backend.model,
-        strategy=strategy,
-        max_tokens=o.get("max_tokens", 256),
-        temperature=o.get("temperature", 0.8),
-        top_p=o.get("top_p", 1.0),
-        seed=o.get("seed", 0),
-        checker=o.get("checker", "numeric"),
-        budget_usd=o.get("budget_usd"),
-        budget_tokens=o.get("budget_tokens"),
-        roles={k: v for k, v in roles.items() if v is not None},
-    )
-    from infereco.budget import Budget
-
-    Budget(max_usd=options.budget_usd, max_tokens=options.budget_tokens)  # validates the numbers
-    store = Store(Path(o.get("store", "infereco.db")))
+    price = make_price(backend, prices=run.prices, input_price=run.input_price, output_price=run.output_price,
+                       usd_per_hour=run.usd_per_hour)  # fmt: skip
+    options = ServeOptions(served_model=o.get("served_model_name") or backend.model, run=run,
+                           checker=o.get("checker") or "numeric")  # fmt: skip
+    store = Store(Path(run.store))
     try:
         return Service(backend, price, store, options)
     except BaseException:
@@ -84,7 +67,7 @@ def serve(o: dict[str, Any], *, host: str = "127.0.0.1", port: int = 8000) -> No
         raise UserError(f"--serve-api-key-env {key_env}: that environment variable is empty or unset")
     # aiohttp logs protocol errors (a client sending garbage) with tracebacks: one line is enough
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    asyncio.run(_serve(service, host, port, o.get("concurrency") or 8, api_key))
+    asyncio.run(_serve(service, host, port, service.options.run.concurrency or 8, api_key))
 
 
 async def _serve(service: Service, host: str, port: int, concurrency: int, api_key: str | None) -> None:

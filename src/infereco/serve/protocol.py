@@ -40,30 +40,6 @@ class ApiError(Exception):
         return {"error": error}
 
 
-class Overrides(BaseModel):
-    """The body's `infereco` field: per-request strategy options, named as `infereco run`'s flags."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: str | None = None
-    n: int | None = Field(default=None, ge=1, le=1024)
-    verifier: str | None = None
-    max_steps: int | None = Field(default=None, ge=1, le=100)
-    step_delimiter: str | None = None
-    beam_width: int | None = Field(default=None, ge=1)
-    pf_temperature: float | None = Field(default=None, gt=0)
-    entropy_floor: float | None = Field(default=None, ge=0, le=1)
-    pf_argmax: bool | None = None
-    submit: int | None = Field(default=None, ge=1)
-    round_size: int | None = Field(default=None, ge=1)
-    stop_rule: str | None = None
-    stop_confidence: float | None = None
-    stop_margin: float | None = None
-
-    def given(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-
 class _Part(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["text"]
@@ -102,7 +78,9 @@ class ChatBody(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool | None = None
-    infereco: Overrides | None = None
+    #: per-request strategy options, named as `infereco run`'s flags; checked by the service against
+    #: the run description (`RunConfig`), like flags
+    infereco: dict[str, Any] | None = None
 
     @field_validator("n")
     @classmethod

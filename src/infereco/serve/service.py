@@ -31,17 +31,21 @@ from infereco.errors import BackendError, UserError
 from infereco.prices import Price
 from infereco.problem import Problem
 from infereco.records import ProblemResult
+from infereco.runconfig import STRATEGY_OPTIONS, RunConfig
 from infereco.runner import Runner, RunSpec, _ProblemContext
 from infereco.serve.protocol import ApiError, ChatBody, Usage
 from infereco.store import Store
-from infereco.strategies import SamplingParams, make_strategy
+from infereco.strategies import SamplingParams
 from infereco.strategies.base import BudgetSpent, StrategyResult
 from infereco.tasks.base import Task
 
-#: the strategy options a request may override (the body's `infereco` field), as `run`'s flag names
-STRATEGY_OPTIONS = ("strategy", "n", "verifier", "max_steps", "step_delimiter", "beam_width", "pf_temperature",
-                    "entropy_floor", "pf_argmax", "submit", "round_size", "stop_rule", "stop_confidence",
-                    "stop_margin")  # fmt: skip
+#: options that choose another backend (a judge, reward model or drafter, and where it lives): fixed
+#: when the server starts, so that a request cannot point the server at another URL or model
+ROLE_OPTIONS = frozenset({"judge_model", "judge_base_url", "judge_prompt", "reward_url", "reward_model", "reward_price",
+                          "draft_model", "draft_base_url"})  # fmt: skip
+#: what a request may override in its `infereco` field: the strategy, N and the strategy's options,
+#: named as `infereco run`'s flags (`beam_width` for --beam-width)
+OVERRIDABLE = frozenset({"strategy", "n"} | (set(STRATEGY_OPTIONS) - ROLE_OPTIONS))
 #: one-sample strategies: their one sample is the answer, so it can be streamed as it is generated
 _SINGLE = ("repeated", "sample", "sampling", "majority", "vote", "self-consistency", "pass@n", "oracle")
 
@@ -126,6 +130,9 @@ class _Share(Budget):
 
     shared: Budget = field(default_factory=Budget)
 
+    def fits(self, usd: float, tokens: int) -> bool:
+        return self.shared.fits(usd, tokens)
+
     def reserve(self, usd: float, tokens: int) -> Reservation | None:
         if self.shared.reserve(usd, tokens) is None:
             self.exhausted, self.refused = True, (usd, tokens)
@@ -141,29 +148,19 @@ class _Share(Budget):
         self.shared.release(reservation)
 
 
-def fits(budget: Budget, usd: float, tokens: int) -> bool:
-    """Whether a worst case fits what is left of a budget now (nothing is reserved)."""
-    return (budget.max_usd is None or budget.spent_usd + budget.reserved_usd + usd <= budget.max_usd) and (
-        budget.max_tokens is None or budget.spent_tokens + budget.reserved_tokens + tokens <= budget.max_tokens
-    )
-
-
 @dataclass
 class ServeOptions:
     """What the server was started with, besides its backend, price and store."""
 
     served_model: str
-    #: strategy options by flag name (see STRATEGY_OPTIONS); a request's `infereco` field overrides them
-    strategy: dict[str, Any]
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 1.0
-    seed: int = 0
+    #: the server's run description: strategy, N and its options, sampling defaults, the judge /
+    #: reward model / drafter, budgets; a request's `infereco` field overrides the OVERRIDABLE part
+    run: RunConfig
     checker: str = "numeric"
-    budget_usd: float | None = None
-    budget_tokens: int | None = None
-    #: the judge / reward model / drafter, fixed at start (a request cannot point the server elsewhere)
-    roles: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> dict[str, Any]:
+        return {"strategy": self.run.strategy, "n": self.run.n}
 
 
 @dataclass
@@ -174,6 +171,8 @@ class Plan:
     roles: dict[str, tuple[Backend, Price]]
     messages: list[dict[str, str]]
     single: bool  # one sample is the answer: stream it from the upstream
+    #: the worst case of its N samples (USD, tokens), as `Service.worst_case`
+    worst: tuple[float, int] = (0.0, 0)
 
     @property
     def strategy(self) -> dict[str, Any]:
@@ -194,7 +193,7 @@ class Service:
     def __init__(self, backend: Backend, price: Price, store: Store, options: ServeOptions) -> None:
         self.backend, self.price, self.store, self.options = backend, price, store, options
         self.task = served_task(options.checker)
-        self.budget = Budget(max_usd=options.budget_usd, max_tokens=options.budget_tokens)
+        self.budget = Budget(max_usd=options.run.budget_usd, max_tokens=options.run.budget_tokens)
         if self.budget.limited:  # a restart does not reset the server's budget: count what serving paid
             self.budget.spent_usd, self.budget.spent_tokens = served_spend(store)
         self.lanes: dict[int, Any] = {}
@@ -205,32 +204,22 @@ class Service:
 
     # -- planning ---------------------------------------------------------------------------
     def build(self, overrides: dict[str, Any]) -> tuple[Any, dict[str, tuple[Backend, Price]]]:
-        """The strategy and its extra backends for the server's options with `overrides` applied."""
-        opts = {**self.options.strategy, **overrides}
-        key = json.dumps(opts, sort_keys=True, default=str)
+        """The strategy and its extra backends for the server's run description with `overrides`
+        applied: validated and checked as `infereco run`'s flags are (`RunConfig.build`)."""
+        key = json.dumps(overrides, sort_keys=True, default=str)
         if key not in self._built:
-            from infereco import api
+            from infereco.assemble import _verifier_spec, check_capabilities, make_roles
+            from infereco.strategies.registry import make_strategy
 
-            roles_cfg = self.options.roles
-            verifier = opts.get("verifier")
-            if verifier in ("judge", "reward"):
-                spec: Any = {"name": verifier, "model": roles_cfg.get("judge_model") if verifier == "judge"
-                             else roles_cfg.get("reward_model") or "reward-model"}  # fmt: skip
-                if verifier == "judge" and roles_cfg.get("judge_prompt") is not None:
-                    spec["outcome_prompt"] = roles_cfg["judge_prompt"]
-            else:
-                spec = verifier
-            search = _search_options(opts)
-            if roles_cfg.get("draft_model") is not None:
-                search["generator"] = {"draft_model": roles_cfg["draft_model"], "threshold": roles_cfg.get("accept_threshold", 7.0)}
-            strategy = make_strategy(str(opts.get("strategy", "majority")), int(opts.get("n", 1)), self.options.seed, spec, **search)
-            roles = api.make_roles(
-                strategy, self.backend, self.price, judge_model=roles_cfg.get("judge_model"),
-                judge_base_url=roles_cfg.get("judge_base_url"), reward_url=roles_cfg.get("reward_url"),
-                reward_price=roles_cfg.get("reward_price"), draft_base_url=roles_cfg.get("draft_base_url"),
-                prices=roles_cfg.get("prices"), api_key_env=roles_cfg.get("api_key_env", "OPENAI_API_KEY"),
-                timeout_s=roles_cfg.get("timeout_s", 600.0), max_retries=roles_cfg.get("max_retries", 5),
+            base = self.options.run
+            cfg = RunConfig.build({**base.model_dump(), **overrides}) if overrides else base
+            strategy = make_strategy(cfg.strategy, cfg.n, cfg.seed, _verifier_spec(cfg, None), **cfg.strategy_kwargs())
+            roles = make_roles(
+                strategy, self.backend, self.price, judge_model=cfg.judge_model, judge_base_url=cfg.judge_base_url,
+                reward_url=cfg.reward_url, reward_price=cfg.reward_price, draft_base_url=cfg.draft_base_url,
+                prices=cfg.prices, api_key_env=cfg.api_key_env, timeout_s=cfg.timeout, max_retries=cfg.max_retries,
             )  # fmt: skip
+            check_capabilities(strategy, self.backend, roles)
             self._built[key] = (strategy, roles)
         return self._built[key]
 
@@ -239,21 +228,29 @@ class Service:
         if body.model != self.options.served_model:
             raise ApiError(404, f"model: {body.model!r} is not served here; this server serves {self.options.served_model!r}",
                            param="model", type_="model_not_found")  # fmt: skip
-        overrides = body.infereco.given() if body.infereco is not None else {}
+        overrides = dict(body.infereco or {})
+        for name in overrides:
+            if name not in OVERRIDABLE:
+                why = ("is set when the server starts, not per request" if name in ROLE_OPTIONS else
+                       f"is not an option a request can set (one of: {', '.join(sorted(OVERRIDABLE))})")  # fmt: skip
+                raise ApiError(400, f"infereco.{name}: {why}", param=f"infereco.{name}")
         try:
             strategy, roles = self.build(overrides)
         except UserError as exc:
             raise _override_error(exc, overrides) from None
+        run = self.options.run
         params = SamplingParams(
-            max_tokens=body.max_completion_tokens or body.max_tokens or self.options.max_tokens,
-            temperature=self.options.temperature if body.temperature is None else body.temperature,
-            top_p=self.options.top_p if body.top_p is None else body.top_p,
+            max_tokens=body.max_completion_tokens or body.max_tokens or run.max_tokens,
+            temperature=run.temperature if body.temperature is None else body.temperature,
+            top_p=run.top_p if body.top_p is None else body.top_p,
             stop=body.stops(),
         )
         described = strategy.describe()
         single = described["name"] in _SINGLE and int(described.get("n", 1)) == 1 and not roles
-        spec = RunSpec(task=self.task, strategy=strategy, params=params, seed=self.options.seed)
-        return Plan(spec, roles, body.chat_messages(), single)
+        spec = RunSpec(task=self.task, strategy=strategy, params=params, seed=run.seed)
+        plan = Plan(spec, roles, body.chat_messages(), single)
+        plan.worst = self.worst_case(plan)
+        return plan
 
     def worst_case(self, plan: Plan) -> tuple[float, int]:
         """What the request's N samples can cost at most, as the Runner reserves them (USD, tokens).
@@ -275,13 +272,13 @@ class Service:
 
     def admit(self, plan: Plan, budget_usd: float | None) -> None:
         """Refuse (402, nothing sent) a request whose worst case does not fit its own or the server's budget."""
-        usd, tokens = self.worst_case(plan)
+        usd, tokens = plan.worst
         if budget_usd is not None and usd > budget_usd:
             raise ApiError(402, f"X-Infereco-Budget-Usd: this request could cost up to ${usd:.6g} "
                            f"({plan.strategy['name']} N={plan.strategy.get('n', 1)}, max_tokens {plan.spec.params.max_tokens}); "
                            f"the header allows ${budget_usd:.6g}", param="X-Infereco-Budget-Usd",
                            extra={"worst_case_usd": usd})  # fmt: skip
-        if not fits(self.budget, usd, tokens):
+        if not self.budget.fits(usd, tokens):
             raise ApiError(402, f"--budget-usd/--budget-tokens: the server's budget is spent or this request could "
                            f"exceed it ({self.budget.describe()}; this request up to ${usd:.6g} / {tokens} tokens)",
                            extra={"worst_case_usd": usd})  # fmt: skip
@@ -445,14 +442,6 @@ def answer_table(result: StrategyResult, samples: list[Any]) -> list[dict[str, A
             row["score"] = round(score[answer], 6)
         rows.append(row)
     return rows
-
-
-def _search_options(o: dict[str, Any]) -> dict[str, Any]:
-    given = {"max_steps": o.get("max_steps"), "delimiter": o.get("step_delimiter"), "width": o.get("beam_width"),
-             "temperature": o.get("pf_temperature"), "entropy_floor": o.get("entropy_floor"),
-             "argmax": o.get("pf_argmax") or None, "round_size": o.get("round_size"), "rule": o.get("stop_rule"),
-             "confidence": o.get("stop_confidence"), "margin": o.get("stop_margin"), "submit": o.get("submit")}  # fmt: skip
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def _override_error(exc: UserError, overrides: dict[str, Any]) -> ApiError:

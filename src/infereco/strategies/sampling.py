@@ -58,7 +58,10 @@ class MajorityVote:
         samples = await ctx.sample(STEP, self.n, partial=True)
         rng = random.Random(f"{self.seed}:{ctx.problem.id}")
         answer, votes = plurality(samples, rng)
-        correct = answer is not None and any(s.correct for s in samples if s.answer == answer)
+        # the verdict of the first sample with the winning answer: the one that would be submitted.
+        # Equal answers are equally right for a numeric or math checker; programs that behave
+        # alike on the prompt's examples (a code vote) may still differ on the hidden tests.
+        correct = answer is not None and next(s.correct for s in samples if s.answer == answer)
         return StrategyResult(answer, correct, {"votes": votes})
 
 

@@ -45,13 +45,26 @@ class Task:
     #: what ends one reasoning step, for step-level strategies (beam search, particle filtering):
     #: a blank line by default; the arithmetic prompt asks for one line per calculation
     step_delimiter: str = "\n\n"
+    #: the user message: `{question}` and the problem's other fields (see `infereco.tasks.prompts`)
+    prompt_template: str = "{question}"
+    #: the digest of the whole task, kept when a shard of its problems is solved elsewhere (Ray workers)
+    pinned_digest: str | None = field(default=None, compare=False)
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
-        """Chat messages for one problem: the task's system prompt, then the question."""
-        return [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": problem.prompt},
-        ]
+        """Chat messages for one problem: the task's system prompt (none when empty: the model's chat
+        template then uses its own default), then the question rendered by the prompt template."""
+        from infereco.tasks.prompts import render
+
+        user = {"role": "user", "content": render(self.prompt_template, problem)}
+        return [{"role": "system", "content": self.system_prompt}, user] if self.system_prompt else [user]
+
+    def digest(self) -> str:
+        """A digest of everything that decides what the model is asked and how it is graded: every
+        problem's id, prompt, reference and fields, the rendered messages and the checker. Part of a
+        run's identity, so an edited row or a changed prompt is a new run, never a silent reuse."""
+        from infereco.tasks.prompts import content_digest
+
+        return self.pinned_digest or content_digest(self)
 
     def __len__(self) -> int:
         return len(self.problems)

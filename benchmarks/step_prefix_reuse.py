@@ -1,0 +1,56 @@
+"""Prompt tokens evaluated per generated token for the step-level searches (beam, pf) on the embedded model.
+
+A step-level search sends the problem and the steps so far again at every step. llama.cpp reuses the
+part a slot (or its RAM prompt cache) already holds and reports it as `cached_tokens`, which the store
+keeps per request, so the figure is a count, not a timing: it does not depend on what else runs on
+the machine. Run from the repo root:
+    PYTHONPATH=src python3 benchmarks/step_prefix_reuse.py [--strategies beam,pf] [--n 4] [--problems 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import infereco
+
+
+def measure(strategy: str, n: int, problems: int, max_steps: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "steps.db"
+        t0 = time.perf_counter()
+        search: dict[str, Any] = {"max_steps": max_steps, **({"width": 4} if strategy == "beam" else {})}
+        infereco.run("arithmetic", level=3, limit=problems, strategy=strategy, n=n, store=db, max_tokens=64, search=search)
+        wall = time.perf_counter() - t0
+        with sqlite3.connect(db) as conn:
+            prompt, cached, completion, requests = conn.execute(
+                "SELECT SUM(prompt_tokens), SUM(cached_prompt_tokens), SUM(completion_tokens), COUNT(*) FROM requests"
+            ).fetchone()
+    return {
+        "strategy": strategy, "n": n, "problems": problems, "requests": requests, "prompt": prompt, "cached": cached,
+        "completion": completion, "sent_per_generated": round(prompt / completion, 3),
+        "evaluated_per_generated": round((prompt - cached) / completion, 3), "wall_s": round(wall, 1),
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--strategies", default="beam,pf")
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--problems", type=int, default=2)
+    ap.add_argument("--max-steps", type=int, default=6)
+    args = ap.parse_args()
+    for strategy in args.strategies.split(","):
+        row = measure(strategy.strip(), args.n, args.problems, args.max_steps)
+        print(json.dumps(row), flush=True)
+        print(f"{row['strategy']}: prompt tokens evaluated per generated token {row['evaluated_per_generated']:.2f} "
+              f"(sent {row['sent_per_generated']:.2f})", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
