@@ -161,7 +161,9 @@ def test_a_changed_row_is_never_graded_with_the_old_samples(tmp_path: Path) -> N
     assert one["run_id"] != two["run_id"] and two["summary"]["accuracy"]["mean"] == 1.0
     with sqlite3.connect(store) as db:
         prompt, ref = db.execute("SELECT prompt, reference FROM problems WHERE run_id=? AND problem_id='b'", (two["run_id"],)).fetchone()
-        texts = [t for (t,) in db.execute("SELECT text FROM samples WHERE run_id=? AND problem_id='b'", (two["run_id"],))]
+        (ledger,) = db.execute("SELECT COALESCE(json_extract(config_json, '$.pool'), run_id) FROM runs WHERE run_id=?",
+                               (two["run_id"],)).fetchone()  # a pooled run's samples are kept in its pool
+        texts = [t for (t,) in db.execute("SELECT text FROM samples WHERE run_id=? AND problem_id='b'", (ledger,))]
     assert prompt == "What is 10 + 7?" and ref == "17" and texts == ["Answer: 17", "Answer: 17"]
     # resuming the old run against the edited file is refused, naming the changed problem
     assert resumed.returncode == 2 and "changed: b" in resumed.stderr and resumed.stderr.count("\n") == 1, resumed.stderr

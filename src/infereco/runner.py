@@ -38,6 +38,8 @@ from infereco.usage import TokenUsage
 
 #: the step of the run's pool of samples (see `strategies.sampling`)
 POOL_STEP = "sample"
+#: steps that grade a pool's samples (the task's grader): kept with the pool, whatever the strategy
+GRADE_STEPS = ("grade/",)
 
 
 def stable_hash(*parts: Any, length: int = 12) -> str:
@@ -505,8 +507,8 @@ class Runner:
         served = self._roles.get(role)
         if served is None:
             raise ValueError(f"step {step!r} asks for backend role {role!r}, which this run was not given")
-        if self.step_prefix is not None and step != POOL_STEP:
-            step = f"{self.step_prefix}/{step}"
+        if self.step_prefix is not None and step != POOL_STEP and not step.startswith(GRADE_STEPS):
+            step = f"{self.step_prefix}/{step}"  # a sample's grading belongs to the pool, like the sample
         # one caller at a time per step: a second asking for the same step (two equal candidates
         # judged at once) waits and then finds the first one's samples stored, instead of paying again
         lock = self._step_locks.setdefault(problem.id, {}).setdefault(step, asyncio.Lock())

@@ -69,7 +69,7 @@ class RequestShare:
 
 def _step_share(lay: Layout, pid: str, step: str, below: set[tuple[str, str]], above: set[tuple[str, str]]) -> float:
     """The share of a pooled run's non-pool step it used: its own steps on samples below N."""
-    if lay.prefix is not None and not step.startswith(lay.prefix + "/"):
+    if lay.prefix is not None and not step.startswith((lay.prefix + "/", "grade/")):
         return 0.0  # another strategy's (or verifier's) step in the shared pool
     judged = (pid, step.rsplit("/", 1)[-1])  # verifier steps are named by the text they judged
     if judged in below:

@@ -401,7 +401,8 @@ class OpenAIBackend:
         reasoning_total = min(_or(reported.reasoning, 0), completion_total)
         # Per-choice completion tokens: the server's own count of each choice where it gives one
         # (a streamed llama.cpp answer), else exact from logprobs when present, else by text length.
-        per_choice = [_count(u.get("completion_tokens"), -1) if isinstance(u := c.get("usage"), dict) else -1 for c in choices]
+        per_choice = [_count(u.get("completion_tokens"), -1) if isinstance(c, dict) and isinstance(u := c.get("usage"), dict) else -1
+                  for c in choices]  # a choice that is not an object is refused below
         if all(count >= 0 for count in per_choice):
             completion_split = per_choice
         elif all(lp is not None for lp in logprobs) and (
