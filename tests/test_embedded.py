@@ -204,7 +204,7 @@ def test_the_embedded_model_judges_candidates_by_its_yes_logprob(tmp_path: Path)
     with sqlite3.connect(db) as conn:
         judged = conn.execute(
             "SELECT s.logprobs_json, q.cost_usd FROM samples s JOIN requests q ON q.request_key = s.request_key "
-            "WHERE s.step LIKE '%judge/outcome/%'"
+            "WHERE s.step LIKE '%judge/outcome/%'"  # under the verifier's prefix in the run's pool
         ).fetchall()
     assert judged and all(cost > 0 for _, cost in judged)  # each judgement is a priced request
     from infereco.verifiers.judge import p_yes
