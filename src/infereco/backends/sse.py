@@ -48,7 +48,7 @@ class EventReader:
     def __init__(self, *, strict: bool) -> None:
         self.strict = strict
         self.done = False
-        self._partial = b""  # the unterminated end of the last chunk
+        self._partial = bytearray()  # the unterminated end of the last chunk
         self._data: list[bytes] = []  # the data lines of an event not yet whole
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
@@ -56,14 +56,17 @@ class EventReader:
         out: list[dict[str, Any]] = []
         if self.done:
             return out
-        lines = (self._partial + chunk).splitlines(keepends=True)
-        self._partial = b""
+        if b"\n" not in chunk and b"\r" not in chunk and not self._partial.endswith(b"\r"):
+            self._partial += chunk  # no line ends here: a long line dripping in stays linear
+            return out
+        lines = (bytes(self._partial) + chunk).splitlines(keepends=True)
+        self._partial = bytearray()
         if lines and (lines[-1].endswith(b"\r") or not lines[-1].endswith(b"\n")):
-            self._partial = lines.pop()  # unterminated, or a CR whose LF may come in the next chunk
+            self._partial += lines.pop()  # unterminated, or a CR whose LF may come in the next chunk
         for line in lines:
             self._line(line, out)
             if self.done:
-                self._partial = b""
+                self._partial = bytearray()
                 break
         return out
 
@@ -71,7 +74,7 @@ class EventReader:
         """The events the end of the body completes: its unterminated last line and last event."""
         out: list[dict[str, Any]] = []
         if not self.done:
-            partial, self._partial = self._partial, b""
+            partial, self._partial = bytes(self._partial), bytearray()
             if partial:
                 self._line(partial, out)
             self._dispatch(out)
