@@ -56,9 +56,12 @@ EVENTS = [
 
 
 def _body(eol: bytes = b"\n") -> bytes:
+    """EVENTS with comments and fields, the last as a multi-line event (a blank line inside it,
+    as a CR and LF read apart would make, would break it)."""
     lines = [b": keep-alive", b"event: message", b"id: 1", b"retry: 100"]
-    for event in EVENTS:
+    for event in EVENTS[:-1]:
         lines += [b"data: " + json.dumps(event).encode(), b""]
+    lines += [b"data: " + line for line in json.dumps(EVENTS[-1], indent=1).encode().splitlines()] + [b""]
     lines += [b"data: [DONE]", b""]
     return eol.join(lines) + eol
 

@@ -61,7 +61,7 @@ class EventReader:
             return out
         lines = (bytes(self._partial) + chunk).splitlines(keepends=True)
         self._partial = bytearray()
-        if lines and (lines[-1].endswith(b"\r") or not lines[-1].endswith(b"\n")):
+        if lines and not lines[-1].endswith(b"\n"):
             self._partial += lines.pop()  # unterminated, or a CR whose LF may come in the next chunk
         for line in lines:
             self._line(line, out)
