@@ -12,17 +12,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
-
-
-class Named(Protocol):
-    """An entry: known by `name`, and by its `aliases` where it has any."""
-
-    @property
-    def name(self) -> str: ...
-
-
-E = TypeVar("E", bound=Named)
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 
 def load(build: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -33,8 +24,24 @@ def load(build: str | Callable[..., Any]) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What every registry's entry has: its name, a line for help texts and errors, its builder."""
+
+    name: str
+    description: str
+    #: the builder, or "module:function" imported on first use (keeps `import infereco` light)
+    build: str | Callable[..., Any]
+
+    def builder(self) -> Callable[..., Any]:
+        return load(self.build)
+
+
+E = TypeVar("E", bound=Entry)
+
+
 class Registry(Generic[E]):
-    """Entries by name and alias, in registration order.
+    """Entries by name and alias (an entry's `aliases`, where it has them), in registration order.
 
     `what` names the kind of entry in errors ("strategy name 'x' is already taken by 'y'").
     `fold`: names are matched without regard to case or surrounding spaces (`--strategy Majority`);
@@ -88,4 +95,4 @@ class Registry(Generic[E]):
         return iter(list(self._entries.values()))
 
 
-__all__ = ["Named", "Registry", "load"]
+__all__ = ["Entry", "Registry", "load"]

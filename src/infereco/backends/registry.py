@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from infereco.errors import UserError
-from infereco.registry import Registry, load
+from infereco.registry import Entry, Registry
 
 
 class BackendOptions(BaseModel):
@@ -44,14 +44,12 @@ class BackendOptions(BaseModel):
     api: str = "chat"
 
 
+#: a builder: BackendOptions -> a backend (what `BackendEntry.build` names)
 Builder = Callable[[BackendOptions], Any]
 
 
 @dataclass(frozen=True)
-class BackendEntry:
-    name: str
-    description: str
-    build: str | Builder
+class BackendEntry(Entry):
     aliases: tuple[str, ...] = ()
     logprobs: Literal["yes", "no", "server"] = "server"
     supports_n: bool = True
@@ -60,9 +58,6 @@ class BackendEntry:
     local: bool = False
     #: shown in `--backend` errors and help; False for kinds only assembly builds (the reward model)
     user_facing: bool = True
-
-    def builder(self) -> Builder:
-        return load(self.build)
 
 
 _REGISTRY: Registry[BackendEntry] = Registry("backend")

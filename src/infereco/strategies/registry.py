@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from infereco.errors import UserError
-from infereco.registry import Registry, load
+from infereco.registry import Entry, Registry
 from infereco.strategies.options import (
     AdaptiveOptions,
     BeamOptions,
@@ -42,13 +42,9 @@ Builder = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class StrategyEntry:
+class StrategyEntry(Entry):
     """One strategy and its facts (see the module docstring)."""
 
-    name: str
-    description: str
-    #: the builder, or "module:function" imported on first use (keeps `import infereco` light)
-    build: str | Builder
     aliases: tuple[str, ...] = ()
     options: tuple[type[BaseModel], ...] = ()
     uses_verifier: bool = False
@@ -59,9 +55,6 @@ class StrategyEntry:
     @property
     def option_names(self) -> set[str]:
         return option_fields(self.options)
-
-    def builder(self) -> Builder:
-        return load(self.build)
 
 
 _REGISTRY: Registry[StrategyEntry] = Registry("strategy")

@@ -15,25 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from infereco.errors import UserError
-from infereco.registry import Registry, load
+from infereco.registry import Entry, Registry
 
 Builder = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class TaskFormat:
-    name: str
-    description: str
-    build: str | Builder
+class TaskFormat(Entry):
     #: reads its problems from `--data PATH`
     needs_data: bool = False
     #: file name endings that select this format when the file is given as `--task`
     suffixes: tuple[str, ...] = ()
     #: shown by `infereco tasks` under this name (e.g. "PATH.jsonl|PATH.csv")
     shown_as: str | None = None
-
-    def builder(self) -> Builder:
-        return load(self.build)
 
 
 # names match exactly (as `--task` always has); a value that is no name may be a file, by its suffix
