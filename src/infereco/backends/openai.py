@@ -338,12 +338,12 @@ class OpenAIBackend:
             finally:
                 self.endpoints.release(endpoint, healthy)
             if forwarded[0]:  # part of this answer is already with the client: another try could differ
-                raise BackendError(f"{url}: {last_reason} after streaming began (not retried)")
+                raise _lost(BackendError(f"{url}: {last_reason} after streaming began (not retried)"), True)
             if attempt < self.max_retries:
                 if request.retry_gate is not None and not request.retry_gate(maybe_billed):
                     raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
                 await asyncio.sleep(self._backoff(attempt, retry_after))
-        raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
+        raise _lost(BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)"), maybe_billed)
 
     def _merged(self, response: HTTPAnswer) -> HTTPAnswer:
         """A streamed answer as the JSON a plain one would be (see `infereco.backends.sse`)."""
@@ -617,3 +617,10 @@ def _short_error(response: HTTPAnswer, redact: Any = None) -> str:
     if redact is not None:
         message = redact(message)  # before cutting: a cut must not leave half a key behind
     return message[:200]
+
+
+def _lost(exc: BackendError, maybe_billed: bool) -> BackendError:
+    """Mark a request's final failure with whether its last try may have been billed, so the
+    Runner charges that try (at its worst case) against the budget; no retry gate saw it."""
+    exc.maybe_billed = maybe_billed
+    return exc
