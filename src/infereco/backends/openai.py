@@ -33,7 +33,7 @@ import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
 from infereco.backends.endpoints import EndpointPool
-from infereco.backends.sse import StreamError, merge_stream
+from infereco.backends.sse import EventReader, StreamError, merge_stream
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 from infereco.usage import read_usage
@@ -442,26 +442,17 @@ class OpenAIBackend:
 async def _read_stream(raw: aiohttp.ClientResponse, on_text: Any, forwarded: list[int]) -> bytes:
     """Read a streamed chat completion (server-sent events), passing each piece of text to `on_text`
     as it arrives; return the whole answer as the JSON body a non-streamed request would have got,
-    so it is parsed (and counted) by the same code. Lines that are not JSON events are skipped; a
-    stream that ends before `[DONE]` and without a finish reason counts as a lost connection."""
+    so it is parsed (and counted) by the same code. Lines that are not JSON events are skipped (a
+    tolerant `EventReader`); a stream that ends before `[DONE]` and without a finish reason counts
+    as a lost connection."""
     text: list[str] = []
     logprobs: list[Any] = []
     finish: str | None = None
     usage: Any = None
-    done = False
-    async for line in raw.content:
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            break
-        try:
-            event = json.loads(data)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    reader = EventReader(strict=False)
+
+    def take(event: dict[str, Any]) -> None:
+        nonlocal finish, usage
         if isinstance(event.get("usage"), dict):
             usage = event["usage"]
         choices = event.get("choices")
@@ -477,7 +468,15 @@ async def _read_stream(raw: aiohttp.ClientResponse, on_text: Any, forwarded: lis
             logprobs.extend(lp["content"])
         if choice.get("finish_reason"):
             finish = choice["finish_reason"]
-    if not done and finish is None:
+
+    async for chunk in raw.content.iter_any():
+        for event in reader.feed(chunk):
+            take(event)
+        if reader.done:
+            break
+    for event in reader.close():
+        take(event)
+    if not reader.done and finish is None:
         raise aiohttp.ClientPayloadError("the stream ended before its last event")
     choice_out: dict[str, Any] = {"index": 0, "finish_reason": finish,
                                   "message": {"role": "assistant", "content": "".join(text)}}  # fmt: skip

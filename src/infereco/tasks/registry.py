@@ -9,22 +9,19 @@ Adding a task format is one module with its loader and a `register(TaskFormat(..
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infereco.errors import UserError
+from infereco.registry import Entry, Registry
 
 Builder = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class TaskFormat:
-    name: str
-    description: str
-    build: str | Builder
+class TaskFormat(Entry):
     #: reads its problems from `--data PATH`
     needs_data: bool = False
     #: file name endings that select this format when the file is given as `--task`
@@ -32,38 +29,33 @@ class TaskFormat:
     #: shown by `infereco tasks` under this name (e.g. "PATH.jsonl|PATH.csv")
     shown_as: str | None = None
 
-    def builder(self) -> Builder:
-        if callable(self.build):
-            return self.build
-        module, _, attr = self.build.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
-
-_FORMATS: dict[str, TaskFormat] = {}
+# names match exactly (as `--task` always has); a value that is no name may be a file, by its suffix
+_FORMATS: Registry[TaskFormat] = Registry("task format", fold=False)
 
 
 def register(fmt: TaskFormat) -> TaskFormat:
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return _FORMATS.register(fmt)
 
 
 def unregister(name: str) -> None:
-    _FORMATS.pop(name)
+    _FORMATS.unregister(name)
 
 
 def formats() -> list[TaskFormat]:
-    return list(_FORMATS.values())
+    return _FORMATS.entries()
 
 
 def resolve(name: str) -> TaskFormat:
     """The format a `--task` value names: a registered name, or a file by its suffix."""
-    if name in _FORMATS:
-        return _FORMATS[name]
-    for fmt in _FORMATS.values():
+    found = _FORMATS.get(name)
+    if found is not None:
+        return found
+    for fmt in _FORMATS:
         if fmt.suffixes and name.lower().endswith(fmt.suffixes):
             return fmt
-    known = ", ".join(f.name for f in _FORMATS.values() if not f.suffixes)
-    suffixes = "/".join(s for f in _FORMATS.values() for s in f.suffixes)
+    known = ", ".join(f.name for f in _FORMATS if not f.suffixes)
+    suffixes = "/".join(s for f in _FORMATS for s in f.suffixes)
     raise UserError(f"--task {name!r} is unknown (expected one of: {known}, or a path ending in {suffixes})")
 
 
