@@ -8,8 +8,6 @@ count, and a stored run's description resumes as it was made.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sqlite3
 from pathlib import Path
@@ -18,38 +16,19 @@ from typing import Any
 import pytest
 
 from fakeserver import FakeServer
+from test_run_description import _cli, _one_line  # the one-line-error helpers, shared
 from infereco import api
-from infereco.cli import main
 from infereco.errors import UserError
 from infereco.runconfig import RunConfig, flag
 from infereco.tasks import arithmetic_task
 from infereco.tasks import registry as task_registry
-from infereco.tasks.options import TASK_OPTIONS, takes
+from infereco.tasks.options import TASK_OPTIONS
+from infereco.tasks.registry import takes
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CHOICE = str(EXAMPLES / "choice.jsonl")
 FREEFORM = str(EXAMPLES / "freeform.jsonl")
 FREE = {"input_price": 0.0, "output_price": 0.0}
-
-
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    err, out = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            main(argv)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
-def _one_line(argv: list[str]) -> str:
-    code, out, err = _cli(argv)
-    assert code == 2, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err + out
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

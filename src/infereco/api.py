@@ -104,11 +104,10 @@ def _description(task: Any, options: dict[str, Any]) -> tuple[RunConfig, dict[st
     for key, value in options_from_strategy_kwargs(search).items():
         options.setdefault(key, value)
     values = {k: v for k, v in options.items() if v is not None}
+    config = RunConfig.build({"task": task, **values}, check_task="task" not in objects)
     if "task" in objects:  # its problems are given: a loader's options (level, limit, data, ...) have nothing to load
-        from infereco.tasks.options import check_task_object
-
-        check_task_object(task, values)
-    return RunConfig.build({"task": task, **values}, check_task="task" not in objects), objects
+        config.check_task_object()
+    return config, objects
 
 
 def run(task: str | Task = "arithmetic", *, progress: Progress | None = None, **options: Any) -> RunResult:
@@ -157,9 +156,7 @@ class Experiment:
         exp = Experiment.from_config(RunConfig.build(values, check_task="task" not in self._objects))
         exp._objects = dict(self._objects)
         if "task" in self._objects:
-            from infereco.tasks.options import check_task_object
-
-            check_task_object(exp.config.task, exp.config.task_options_given())
+            exp.config.check_task_object()
         return exp
 
     def run(self, store: str | Path | None = None, *, progress: Progress | None = None) -> RunResult:

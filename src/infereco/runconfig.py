@@ -206,9 +206,20 @@ class RunConfig(
         """Refuse a task option the chosen task cannot use (`--level` for HumanEval, `--grader-model`
         for multiple choice), naming the flag and the tasks that take it; `rows`: the format a
         detected file's rows were read as (`assemble` checks again once the file is read)."""
-        from infereco.tasks.options import check
+        from infereco.tasks.registry import inapplicable, takers
 
-        check(self.task, self.task_options_given(), task_format=self.task_format, rows=rows)
+        refused = inapplicable(self.task, self.task_options_given(), task_format=self.task_format, rows=rows)
+        if refused is not None:
+            name, rest = refused
+            raise UserError(f"{flag(name)} applies to {takers(name)} only; {rest}")
+
+    def check_task_object(self) -> None:
+        """For a `Task` built in Python (`task` is its name): refuse a loader's option (`--level`,
+        `--limit`, `--data`, ...), which has nothing to load: the Task brings its own problems."""
+        from infereco.tasks.options import LOADERS
+
+        for name in (n for n in _ORDER if n in LOADERS and n in self.task_options_given()):
+            raise UserError(f"{flag(name)} applies to a task given by name or file; the Task {self.task!r} brings its own problems")
 
     def stored(self) -> dict[str, Any]:
         """What the store keeps: the fields set, JSON-able (the API key's variable name, never a key)."""

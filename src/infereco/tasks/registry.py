@@ -10,14 +10,14 @@ Adding a task format is one module with its loader and a `register(TaskFormat(..
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infereco.errors import UserError
 from infereco.registry import Entry, Registry
-from infereco.tasks.options import DETECTED, GENERATED
+from infereco.tasks.options import DATA, DETECTED, EVERY_TASK, FILE_FORMAT, GENERATED, TASK_OPTIONS
 
 Builder = Callable[..., Any]
 
@@ -74,6 +74,87 @@ def build(name: str, *, level: int = 1, limit: int | None = None, seed: int = 0,
     return fmt.builder()(name, level=level, limit=limit, seed=seed, path=path)
 
 
+# ---- which task options each task takes (`tasks.options`) ----
+
+#: row formats `files.py` reads itself (not in `tasks.formats.FORMATS`): they take no options of their own
+_PLAIN_ROWS = ("gsm8k", "math")
+
+
+def row_options(row_format: str | None) -> tuple[str, ...]:
+    """The options a row format's grading uses (`tasks.formats.Format.options`); () for none or an unknown one."""
+    from infereco.tasks.formats import FORMATS
+
+    found = FORMATS.get(row_format) if row_format else None
+    return found.options if found is not None else ()
+
+
+def own_options(fmt: TaskFormat) -> set[str]:
+    """What a task name takes whatever its file holds: every task's, its own, `--data`, its rows' options;
+    a detected file adds `--format` (the rows' options then depend on the file: `takes`)."""
+    names = set(EVERY_TASK) | set(fmt.options)
+    if fmt.needs_data:
+        names |= set(DATA)
+    if fmt.rows == DETECTED:
+        names |= set(FILE_FORMAT)
+    else:
+        names |= set(row_options(fmt.rows))
+    return names
+
+
+def takes(fmt: TaskFormat, row_format: str | None = None) -> set[str]:
+    """What a task takes; for a detected file, with the rows' format when known (`--format`, or read),
+    else every row format's options (the file is checked again once read)."""
+    names = own_options(fmt)
+    if fmt.rows == DETECTED:
+        if row_format not in (None, DETECTED):
+            names |= set(row_options(row_format))
+        else:
+            from infereco.tasks.formats import FORMATS
+
+            names |= {name for f in FORMATS.values() for name in f.options}
+    return names
+
+
+def takers(name: str) -> str:
+    """Who takes an option, for its refusal: "--task humaneval, mbpp and files of humaneval/mbpp rows"."""
+    from infereco.tasks.formats import FORMATS
+
+    tasks = [f.shown_as or f.name for f in _FORMATS if name in own_options(f)]
+    rows = [f.name for f in FORMATS.values() if name in f.options]
+    text = f"--task {', '.join(tasks)}" if tasks else "no task"
+    return text + (f" and files of {'/'.join(rows)} rows" if rows else "")
+
+
+def inapplicable(task: str, given: Iterable[str], *, task_format: str | None = None,
+                 rows: str | None = None) -> tuple[str, str] | None:  # fmt: skip
+    """The first of the `given` task options that `task` does not take, with the end of its refusal
+    ("--task x.jsonl (choice rows) does not take it"); None when every one applies.
+
+    `task_format`: the `--format` given, if any; `rows`: the format a detected file's rows were
+    read as (after loading). A task name no registered task has is left to its loader to refuse
+    (its message lists the tasks), as is an unknown `--format`. (`RunConfig.check_task_options`
+    words the refusal with the option's flag.)
+    """
+    try:
+        fmt = resolve(task)
+    except UserError:
+        return None
+    if task_format not in (None, DETECTED) and fmt.rows == DETECTED:
+        from infereco.tasks.formats import FORMATS
+
+        if task_format not in FORMATS and task_format not in _PLAIN_ROWS:
+            return None  # the loader names the unknown format and lists the known ones
+    allowed = takes(fmt, rows or task_format)
+    named = set(given)
+    for name in (n for n in TASK_OPTIONS if n in named and n not in allowed):
+        shown = f"--task {task}"
+        if fmt.rows == DETECTED and (rows or task_format) not in (None, DETECTED):
+            shown += f" ({rows or task_format} rows)"
+        hint = " (the file given as --task is the data)" if name == "data" and fmt.suffixes else ""
+        return name, f"{shown} does not take it{hint}"
+    return None
+
+
 # ---- the built-in formats ----
 
 _DEFAULT_ARITHMETIC_LIMIT = 30
@@ -118,4 +199,5 @@ register(TaskFormat("file", "a file given directly as the task name, format dete
                     shown_as="PATH.jsonl|PATH.csv", rows=DETECTED))  # fmt: skip
 
 
-__all__ = ["TaskFormat", "build", "formats", "register", "resolve", "unregister"]
+__all__ = ["TaskFormat", "build", "formats", "inapplicable", "own_options", "register", "resolve", "row_options", "takers", "takes",
+           "unregister"]  # fmt: skip
