@@ -114,8 +114,9 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=8, help="problems in the first run (default 8)")
     ap.add_argument("--n", type=int, default=16, help="samples per problem in the first run (default 16)")
     ap.add_argument("--nice", type=int, default=0,
-                    help="niceness increment for this process and its servers (negative needs root): on a machine "
-                         "shared with other work, e.g. -10 keeps both sides of the ratio in front of it")  # fmt: skip
+                    help="niceness increment for this process and its servers, and for its session's autogroup (negative "
+                         "needs root): on a machine shared with other work, e.g. -10 keeps both sides of the ratio "
+                         "in front of it")  # fmt: skip
     ap.add_argument("--also", action="append", default=[], metavar="SLOTS/MAX_N/CONCURRENCY",
                     help="another server layout to measure in the same rounds (8 x 16 only, against the limit at its "
                          "own slot count), e.g. --also 32/16/3 --also 16/8/4; the last line stays the default's")  # fmt: skip
@@ -129,6 +130,13 @@ def main() -> None:
         layouts.append((slots, max_n, conc))
     if args.nice:
         os.nice(args.nice)
+        # Linux's autogroups: niceness only ranks processes of one session, so another session's
+        # servers would still get an equal share; the session's own group takes the value too
+        # (root only; servers started below inherit both)
+        try:
+            Path("/proc/self/autogroup").write_text(str(args.nice))
+        except OSError:
+            pass
     rounds: list[dict[str, Any]] = []
     for r in range(args.rounds):
         before = load()
