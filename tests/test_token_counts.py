@@ -32,8 +32,11 @@ def _tokens(seed: int, index: int) -> list[str]:
 class LlamaLike:
     """State shared by the handler threads: what was asked, and which faults to play."""
 
-    def __init__(self, *, props: bool = True, cut_first_streams: int = 0, error_event: bool = False) -> None:
+    def __init__(self, *, props: bool = True, cut_first_streams: int = 0, error_event: bool = False,
+                 hangs_up: bool = False) -> None:
         self.props = props
+        # as llama.cpp's server does: a chunked stream with no "Connection: close", then the socket closed
+        self.hangs_up = hangs_up
         self.cut_first_streams = cut_first_streams
         self.error_event = error_event
         self.bodies: list[dict[str, Any]] = []
@@ -86,7 +89,10 @@ def _handler(model: LlamaLike) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
+            if model.hangs_up:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
             self.end_headers()
             events: list[dict[str, Any]] = []
             # interleave the choices token by token, as parallel slots do; each ends with its usage
@@ -105,7 +111,8 @@ def _handler(model: LlamaLike) -> type[BaseHTTPRequestHandler]:
                 lines = lines[: len(lines) // 2]  # the connection drops mid-answer
             else:
                 lines.append("data: [DONE]\n\n")
-            self.wfile.write("".join(lines).encode())
+            raw = "".join(lines).encode()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(raw), raw) if model.hangs_up else raw)
             self.close_connection = True
 
     return Handler
@@ -198,3 +205,15 @@ def test_merge_stream_ties_usage_to_its_choice_and_refuses_partial_streams() -> 
         merge_stream(b"data: {\"choices\": [\n\ndata: [DONE]\n\n")
     text = merge_stream(b'data: {"choices": [{"index": 0, "text": "x"}]}\n\ndata: [DONE]\n\n', api="completions")
     assert text["choices"][0]["text"] == "x" and "usage" not in text
+
+
+def test_a_server_that_hangs_up_after_each_stream_fails_no_request() -> None:
+    """llama.cpp's server closes the connection after a streamed answer without a `Connection:
+    close`; a kept-alive connection then failed every other request (retried, and charged as a try
+    that may have been billed). Streams to llama.cpp ask for their own connection."""
+    with llama_like(hangs_up=True) as (url, model):
+        backend = OpenAIBackend(url, "m", max_retries=0, llamacpp=True)
+        requests = [GenerationRequest(messages=MESSAGES, n=3, seed=s) for s in range(6)]
+        answers = _generate(backend, *requests)
+    assert [len(a) for a in answers] == [3] * 6  # every one answered on its first and only try
+    assert len(model.bodies) == 6

@@ -158,6 +158,7 @@ class OpenAIBackend:
         self._llamacpp: dict[str, bool] = {u: llamacpp for u in self.base_urls} if llamacpp is not None else {}
         self._learning: asyncio.Lock | None = None
         self._client: aiohttp.ClientSession | None = None
+        self._closing: aiohttp.ClientSession | None = None  # one connection per request (see `_http`)
         self._rng = random.Random()
 
     # -- identity ---------------------------------------------------------------------------
@@ -179,21 +180,35 @@ class OpenAIBackend:
         return self.concurrency
 
     # -- transport --------------------------------------------------------------------------
-    def _http(self) -> aiohttp.ClientSession:
-        """The session (made lazily: it belongs to the event loop that first uses it)."""
+    def _http(self, fresh_connections: bool = False) -> aiohttp.ClientSession:
+        """The session (made lazily: it belongs to the event loop that first uses it).
+
+        `fresh_connections`: a second session whose connections serve one request each. llama.cpp's
+        server hangs up after a streamed answer while its headers let the connection be kept
+        alive, so a pooled connection would fail the next request sent on it (measured: every
+        other request to the embedded model, each then retried and charged as maybe billed).
+        """
+        if fresh_connections:
+            if self._closing is None:
+                self._closing = self._session(force_close=True)
+            return self._closing
         if self._client is None:
-            headers = {"Content-Type": "application/json"}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            connector = aiohttp.TCPConnector(limit=self.concurrency * 2, limit_per_host=0)
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=min(10.0, self.timeout_s))
-            self._client = aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector)
+            self._client = self._session(force_close=False)
         return self._client
 
+    def _session(self, force_close: bool) -> aiohttp.ClientSession:
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        connector = aiohttp.TCPConnector(limit=self.concurrency * 2, limit_per_host=0, force_close=force_close)
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=min(10.0, self.timeout_s))
+        return aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector)
+
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for session in (self._client, self._closing):
+            if session is not None:
+                await session.close()
+        self._client = self._closing = None
 
     def _path(self) -> str:
         """Where requests go, relative to `base_url`."""
@@ -303,7 +318,8 @@ class OpenAIBackend:
             # refusal came back (a provider bills the answer it generated, even if it got lost)
             maybe_billed = True
             try:
-                async with self._http().post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as raw:
+                fresh = stream and self._llamacpp.get(endpoint.url, False)  # see `_http`
+                async with self._http(fresh).post(url, data=payload, headers=headers, proxy=self._proxies[endpoint.url]) as raw:
                     if streaming and raw.status == 200 and raw.content_type == "text/event-stream":
                         content = await _read_stream(raw, request.on_text, forwarded)  # type: ignore[arg-type]
                     else:
