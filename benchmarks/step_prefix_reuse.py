@@ -3,8 +3,10 @@
 A step-level search sends the problem and the steps so far again at every step. llama.cpp reuses the
 part a slot (or its RAM prompt cache) already holds and reports it as `cached_tokens`, which the store
 keeps per request, so the figure is a count, not a timing: it does not depend on what else runs on
-the machine. Run from the repo root:
+the machine. Also reported: the same figure for the steps after each problem's first (that first
+request reads the problem itself, and on a cold server the system prompt too). Run from the repo root:
     PYTHONPATH=src python3 benchmarks/step_prefix_reuse.py [--strategies beam,pf] [--n 4] [--problems 2]
+`--strategies majority --n 16 --problems 8` counts plain sampling the same way.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from typing import Any
 import infereco
 
 FIRST_STEP = re.compile(r"(^|/)step/0/")
+STEP_LEVEL = ("beam", "pf", "epf")
 
 
 def measure(strategy: str, n: int, problems: int, max_steps: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "steps.db"
         t0 = time.perf_counter()
-        search: dict[str, Any] = {"max_steps": max_steps, **({"width": 4} if strategy == "beam" else {})}
+        search: dict[str, Any] | None = {"max_steps": max_steps, **({"width": 4} if strategy == "beam" else {})}
+        if strategy not in STEP_LEVEL:
+            search = None  # plain sampling (e.g. majority), to check a change to the server is neutral there
         infereco.run("arithmetic", level=3, limit=problems, strategy=strategy, n=n, store=db, max_tokens=64, search=search)
         wall = time.perf_counter() - t0
         with sqlite3.connect(db) as conn:
@@ -35,7 +40,7 @@ def measure(strategy: str, n: int, problems: int, max_steps: int) -> dict[str, A
     prompt, cached, completion = (sum(r[i] for r in rows) for i in (1, 2, 3))
     # the first step of each problem reads the problem itself (on a cold server, the system prompt too):
     # the later steps are the ones that can reuse a prefix that an earlier step of the search evaluated
-    later = [r for r in rows if not FIRST_STEP.search(r[0])]
+    later = [r for r in rows if not FIRST_STEP.search(r[0]) and strategy in STEP_LEVEL]
     later_prompt, later_cached, later_completion = (sum(r[i] for r in later) for i in (1, 2, 3))
     return {
         "strategy": strategy, "n": n, "problems": problems, "requests": len(rows), "prompt": prompt, "cached": cached,
