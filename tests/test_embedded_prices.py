@@ -37,15 +37,17 @@ def test_requests_cost_their_idealized_seconds_and_a_budget_of_twice_one_sends_i
 
 def test_a_profile_of_the_running_server_decodes_cheaper_per_token_in_batches() -> None:
     async def go() -> RuntimeProfile:
-        backend = LlamaCppBackend(slots=2)
+        backend = LlamaCppBackend(slots=4)
         try:
             await backend.start()
             server = backend.server
-            return await measure_profile(server.base_url, backend.model, 2, pid=server.process.pid, threads=server.threads)
+            return await measure_profile(server.base_url, backend.model, 4, pid=server.process.pid, threads=server.threads)
         finally:
             await backend.aclose()
 
     profile = asyncio.run(go())
-    assert sorted(profile.decode_s_per_token) == [1, 2]
+    assert sorted(profile.decode_s_per_token) == [1, 2, 4]
     assert 0 < profile.prefill_s_per_token < profile.decode_s_per_token[1]
-    assert profile.decode_s_per_token[2] < profile.decode_s_per_token[1]  # two sequences share each step's weights
+    # four sequences share each step's weights: ~45% cheaper per token on idle cores (batch 2 is only
+    # ~7% cheaper, within the noise of a loaded machine, so it is not compared)
+    assert profile.decode_s_per_token[4] < profile.decode_s_per_token[1]

@@ -9,6 +9,7 @@ delivered or not, which is what a provider would charge; the store's ledger must
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,21 @@ PROBLEMS, N, MAX_N, MAX_TOKENS = 40, 4, 2, 30
 REQUESTS = PROBLEMS * N // MAX_N
 
 
-def _server(faults: dict[str, float] | None, seed: int = 0) -> FakeServer:
-    # a "timeout" fault holds the answer past the client's 0.3 s timeout
-    return FakeServer(filler_max=40, faults=faults, fault_seed=seed, timeout_hold_s=0.5, slow_s=0.05)
+# Client timeouts where the count of tries must be exact: a clean answer takes milliseconds, but
+# on a loaded machine (2 cores shared with model runs) one can take far longer than 0.3 s, and a
+# clean try that times out is an extra try no fault explains. A "timeout" fault always holds its
+# answer past the client's timeout (the hold starts after the client's clock), however slow.
+PATIENT_TIMEOUT_S, PATIENT_HOLD_S = 3.0, 3.5
 
 
-def _run(fake: FakeServer, store: Path, **kw: Any):
+def _server(faults: dict[str, float] | None, seed: int = 0, hold_s: float = 0.5) -> FakeServer:
+    # a "timeout" fault holds the answer past the client's timeout (0.3 s unless told)
+    return FakeServer(filler_max=40, faults=faults, fault_seed=seed, timeout_hold_s=hold_s, slow_s=0.05)
+
+
+def _run(fake: FakeServer, store: Path, timeout_s: float = 0.3, **kw: Any):
     backend = OpenAIBackend(
-        fake.base_url, "fake", concurrency=16, max_n=MAX_N, timeout_s=0.3, max_retries=12, backoff_base_s=0.01,
+        fake.base_url, "fake", concurrency=16, max_n=MAX_N, timeout_s=timeout_s, max_retries=12, backoff_base_s=0.01,
         backoff_max_s=0.05,
     )  # fmt: skip
     return api_run(
@@ -63,15 +71,15 @@ def _samples(store: Path) -> list[tuple[Any, ...]]:
 def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     store = tmp_path_factory.mktemp("clean") / "clean.db"
     with _server(None) as fake:
-        result = _run(fake, store)
+        result = _run(fake, store, timeout_s=PATIENT_TIMEOUT_S)
         assert fake.model.attempts == REQUESTS
     return store, result
 
 
 def test_thirty_percent_faults_lose_nothing_and_the_ledger_counts_every_try(clean, tmp_path: Path) -> None:
     store = tmp_path / "flaky.db"
-    with _server(FAULTS) as fake:
-        result = _run(fake, store)
+    with _server(FAULTS, hold_s=PATIENT_HOLD_S) as fake:
+        result = _run(fake, store, timeout_s=PATIENT_TIMEOUT_S)
         injected, attempts, billed_usd = Counter(fake.model.injected), fake.model.attempts, _billed_usd(fake)
         answered = Counter(fake.model.keys)
     assert set(injected) == set(FAULTS), injected  # every kind was exercised
@@ -90,13 +98,10 @@ def test_thirty_percent_faults_lose_nothing_and_the_ledger_counts_every_try(clea
     print(f"\nfaults injected {sum(injected.values())} in {attempts} tries of {t['requests']} requests: {dict(injected)}")
 
 
-# Known bug (session 3, open): with seed 2 the provider's bill passes the budget in about 1 run of 5
-# (e.g. $0.014772 billed against $0.013947) since the in-flight journal, the reservation wait and the
-# shared pool were merged together. Kept as an expected failure, not removed, until it is fixed.
-_OVERSPEND = pytest.mark.xfail(strict=False, reason="known: budget overshoot under faults, seed 2 (open bug)")
-
-
-@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=_OVERSPEND)])
+# Seed 2 once passed the budget in about 1 run of 5: a try lost on the way (timeout, reset, garbled
+# body) that was the request's last one (its retry refused by the budget, or retries used up) was
+# charged nowhere. Its own test is below; seeds 1-4 here exercise it under mixed faults.
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_spend_never_exceeds_the_budget_under_faults(clean, tmp_path: Path, seed: int) -> None:
     budget = clean[1].totals["cost_usd"] / 3
     store = tmp_path / "budget.db"
@@ -113,3 +118,22 @@ def test_spend_never_exceeds_the_budget_under_faults(clean, tmp_path: Path, seed
         assert conn.execute("SELECT status FROM runs WHERE status != 'pool'").fetchone()[0] == "budget"
     print(f"\nbudget ${budget:.6f}: server billed ${billed_usd:.6f}, ledger ${t['cost_usd'] + t['unconfirmed_usd']:.6f}, "
           f"faults {dict(fake.model.injected)}")
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_last_try_lost_on_the_way_is_charged(tmp_path: Path, retries: int) -> None:
+    """Every try is held past the client's timeout, so each request fails for good, and the server
+    bills every answer it generated. The ledger charges the last try too (no retry gate saw it)."""
+    store = tmp_path / "lost.db"
+    with _server({"timeout": 1.0}) as fake:
+        backend = OpenAIBackend(fake.base_url, "fake", concurrency=2, max_n=MAX_N, timeout_s=0.3, max_retries=retries,
+                                backoff_base_s=0.01, backoff_max_s=0.05)  # fmt: skip
+        with pytest.raises(Exception, match="timed out"):
+            api_run("arithmetic", level=1, limit=2, n=N, backend=backend, max_tokens=MAX_TOKENS, input_price=INPUT_PRICE,
+                    output_price=OUTPUT_PRICE, store=store)  # fmt: skip
+        time.sleep(0.6)  # the held answers are generated (billed) after the client gave up
+        billed_usd, tries = _billed_usd(fake), fake.model.attempts
+    assert tries >= retries + 1 and billed_usd > 0
+    with sqlite3.connect(store) as conn:
+        charged = conn.execute("SELECT COALESCE(SUM(usd), 0) FROM lost").fetchone()[0]
+    assert charged >= billed_usd  # worst case per lost try covers what the server billed

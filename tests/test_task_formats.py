@@ -230,4 +230,4 @@ def test_free_form_answers_graded_by_a_judge_model_under_its_own_role(tmp_path: 
 def test_grader_flags_on_other_tasks_and_verdict_parsing(tmp_path: Path) -> None:
     assert parse_verdict("Yes, it is") is True and parse_verdict("no.") is False and parse_verdict("maybe") is None
     proc = _cli("run", "--task", "arithmetic", "--grader-model", "x", "--store", str(tmp_path / "s.db"), cwd=tmp_path)
-    assert proc.returncode == 2 and "free-form tasks only" in proc.stderr
+    assert proc.returncode == 2 and "--grader-model applies to --task freeform" in proc.stderr

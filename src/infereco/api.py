@@ -104,7 +104,10 @@ def _description(task: Any, options: dict[str, Any]) -> tuple[RunConfig, dict[st
     for key, value in options_from_strategy_kwargs(search).items():
         options.setdefault(key, value)
     values = {k: v for k, v in options.items() if v is not None}
-    return RunConfig.build({"task": task, **values}), objects
+    config = RunConfig.build({"task": task, **values}, check_task="task" not in objects)
+    if "task" in objects:  # its problems are given: a loader's options (level, limit, data, ...) have nothing to load
+        config.check_task_object()
+    return config, objects
 
 
 def run(task: str | Task = "arithmetic", *, progress: Progress | None = None, **options: Any) -> RunResult:
@@ -147,13 +150,20 @@ class Experiment:
     def replace(self, **changes: Any) -> Experiment:
         """The same experiment with some options changed (validated again)."""
         values = {**self.config.model_dump(include=self.config.model_fields_set), **changes}
-        exp = Experiment.from_config(RunConfig.build(values))
+        if "task" in changes:  # another task (a name, a file or a Task): described, and checked, anew
+            rest = {k: v for k, v in values.items() if k != "task"}
+            return Experiment(changes["task"], **rest, **{k: v for k, v in self._objects.items() if k != "task"})
+        exp = Experiment.from_config(RunConfig.build(values, check_task="task" not in self._objects))
         exp._objects = dict(self._objects)
+        if "task" in self._objects:
+            exp.config.check_task_object()
         return exp
 
     def run(self, store: str | Path | None = None, *, progress: Progress | None = None) -> RunResult:
         """Run it into `store` (default: the description's) and return the stored result."""
-        cfg = self.config if store is None else RunConfig.build({**self.config.model_dump(include=self.config.model_fields_set), "store": store})
+        cfg = self.config if store is None else RunConfig.build(
+            {**self.config.model_dump(include=self.config.model_fields_set), "store": store}, check_task="task" not in self._objects
+        )  # fmt: skip
         return execute_assembly(assemble(cfg, **self._objects), progress)
 
     def __repr__(self) -> str:
@@ -628,7 +638,8 @@ def sweep(
         out = Path(out_dir)
         with _writing("--out", out):
             out.mkdir(parents=True, exist_ok=True)
-            title = f"{task} L{run_options.get('level', 3)}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
+            level = f" L{run_options.get('level') or 3}" if task == "arithmetic" else ""
+            title = f"{task}{level}: accuracy against cost, verifier {run_options.get('verifier') or 'arithmetic'}"
             plot_sweep(points, out / "sweep.png", title)
             (out / "sweep.json").write_text(json.dumps([p.as_dict() for p in points], indent=2))
     return points

@@ -273,14 +273,11 @@ def assemble(
     """
     objects_task = task
     if task is None:
-        task = get_task(
-            cfg.task, level=cfg.level, limit=cfg.limit, seed=cfg.task_seed, path=cfg.data, format=cfg.task_format,
-            system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template, packages=cfg.sandbox_packages,
-            grader_prompt=cfg.grader_prompt,
-        )  # fmt: skip
-    else:
-        task = customise(task, system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template,
-                         packages=cfg.sandbox_packages, grader_prompt=cfg.grader_prompt)  # fmt: skip
+        task = get_task(cfg.task, level=cfg.level, limit=cfg.limit, seed=cfg.task_seed, path=cfg.data, format=cfg.task_format)
+        if stored_prices is None:  # a file's rows are known now: their format's options (a stored run resumes as made)
+            cfg.check_task_options(rows=str(task.spec.get("name")))
+    task = customise(task, system_prompt=cfg.system_prompt, prompt_template=cfg.prompt_template,
+                     packages=cfg.sandbox_packages, grader_prompt=cfg.grader_prompt)  # fmt: skip
     main = backend or make_backend(
         cfg.backend, model=cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
         max_n=cfg.max_n, max_retries=cfg.max_retries, timeout_s=cfg.timeout, api=cfg.api_kind,
@@ -338,7 +335,8 @@ def spec_from_config(
     description = config.get("description")
     if isinstance(description, dict):
         overrides = {k: v for k, v in {"timeout": timeout_s, "max_retries": max_retries}.items() if v is not None}
-        cfg = RunConfig.build({**description, **overrides, "label": label})
+        # not user input: what the run was made with, resumed as it was (even an option now refused)
+        cfg = RunConfig.build({**description, **overrides, "label": label}, check_task=False)
         built = assemble(cfg, stored_prices=config)
         return built.spec, built.backend, built.price, built.roles
     return _legacy_spec(config, label, timeout_s=timeout_s, max_retries=max_retries, problems=problems)

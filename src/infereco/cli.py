@@ -457,6 +457,7 @@ def runs_command(
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     task: Annotated[str, typer.Option(help="arithmetic, gsm8k, math, or a .jsonl/.csv file")] = "arithmetic",
     level: Annotated[int, typer.Option(help="arithmetic difficulty 1..5")] = 3,
     limit: Annotated[Optional[int], typer.Option(help="use the first N problems")] = 20,
@@ -496,7 +497,9 @@ def sweep(
 
     points = api.sweep(
         task, strategies=strategies.split(","), budgets=ns, store=store, out_dir=out_dir, on_point=show,
-        level=level, limit=limit, data=data, verifier=verifier, judge_model=judge_model, backend=backend, model=model,
+        # --level left off is not given: a task without levels is not handed the default to refuse
+        level=level if ctx.get_parameter_source("level") == click_core.ParameterSource.COMMANDLINE else None,
+        limit=limit, data=data, verifier=verifier, judge_model=judge_model, backend=backend, model=model,
         base_url=base_url, max_n=max_n, concurrency=concurrency, input_price=input_price, output_price=output_price, usd_per_hour=usd_per_hour,
         max_tokens=max_tokens, seed=seed,
     )  # fmt: skip

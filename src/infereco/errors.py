@@ -15,4 +15,10 @@ class UserError(Exception):
 
 
 class BackendError(UserError):
-    """The model backend could not be reached or answered with something unusable."""
+    """The model backend could not be reached or answered with something unusable.
+
+    `maybe_billed` says whether the last try may have been billed all the same (it reached the
+    server and no refusal came back): the Runner charges it, as it does the retried ones.
+    """
+
+    maybe_billed: bool = False

@@ -142,8 +142,13 @@ class RunConfig(
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @classmethod
-    def build(cls, values: dict[str, Any], *, strict: bool = False) -> RunConfig:
-        """Validate and check a run description; every problem is one `UserError` naming the flag."""
+    def build(cls, values: dict[str, Any], *, strict: bool = False, check_task: bool = True) -> RunConfig:
+        """Validate and check a run description; every problem is one `UserError` naming the flag.
+
+        `check_task=False`: the task options are not checked against the task (`tasks.options`): a
+        stored run's description (resumed as it was made) or a `Task` built in Python (checked by the
+        caller, `tasks.options.check_task_object`), whose name is no registered task's.
+        """
         values = dict(values)
         if "api" in values and "api_kind" in values:
             raise UserError("give --api once (api= and api_kind= are the same option)")
@@ -152,6 +157,8 @@ class RunConfig(
         except ValidationError as exc:
             raise UserError(describe_error(exc, values)) from None
         config.check_applicable()
+        if check_task:
+            config.check_task_options()
         return config
 
     def given(self) -> dict[str, Any]:
@@ -188,6 +195,31 @@ class RunConfig(
             raise UserError("--judge-prompt must contain {solution} (and may contain {problem})")
         if self.ray_address is not None and self.executor != "ray":
             raise UserError("--ray-address needs --executor ray")
+
+    def task_options_given(self) -> set[str]:
+        """The task options the user set (a default is not set: `--level` left off says nothing)."""
+        from infereco.tasks.options import TASK_OPTIONS
+
+        return {k for k in TASK_OPTIONS if k in self.model_fields_set and _set(getattr(self, k))}
+
+    def check_task_options(self, rows: str | None = None) -> None:
+        """Refuse a task option the chosen task cannot use (`--level` for HumanEval, `--grader-model`
+        for multiple choice), naming the flag and the tasks that take it; `rows`: the format a
+        detected file's rows were read as (`assemble` checks again once the file is read)."""
+        from infereco.tasks.registry import inapplicable, takers
+
+        refused = inapplicable(self.task, self.task_options_given(), task_format=self.task_format, rows=rows)
+        if refused is not None:
+            name, rest = refused
+            raise UserError(f"{flag(name)} applies to {takers(name)} only; {rest}")
+
+    def check_task_object(self) -> None:
+        """For a `Task` built in Python (`task` is its name): refuse a loader's option (`--level`,
+        `--limit`, `--data`, ...), which has nothing to load: the Task brings its own problems."""
+        from infereco.tasks.options import LOADERS
+
+        for name in (n for n in _ORDER if n in LOADERS and n in self.task_options_given()):
+            raise UserError(f"{flag(name)} applies to a task given by name or file; the Task {self.task!r} brings its own problems")
 
     def stored(self) -> dict[str, Any]:
         """What the store keeps: the fields set, JSON-able (the API key's variable name, never a key)."""

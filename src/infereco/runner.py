@@ -629,7 +629,9 @@ class Runner:
                 # a failed request may still have used the machine; its tokens were not billed, but
                 # its lost tries may have been (they stay charged at their worst case)
                 machine = price.cost(0, 0, 0, served.clock.stop(token))
-                lost_usd, lost_tokens = ledger.settle()
+                # the last try, which no retry gate saw, may have been billed too (within this
+                # request's own reservation, which covers one try)
+                lost_usd, lost_tokens = ledger.settle(last_try_lost=bool(getattr(exc, "maybe_billed", False)))
                 self.budget.commit(reservation, machine + lost_usd, lost_tokens)
                 own_budget.commit(own, machine + lost_usd, lost_tokens)
                 self._settle()
@@ -906,8 +908,15 @@ class _RetryLedger:
         self.attempts += 1
         return True
 
-    def settle(self) -> tuple[float, int]:
-        """Drop the retry reservations; the caller commits the lost tries' charge with the request."""
+    def settle(self, last_try_lost: bool = False) -> tuple[float, int]:
+        """Drop the retry reservations; the caller commits the lost tries' charge with the request.
+
+        `last_try_lost`: the request failed for good after a try that may have been billed; it is
+        charged at its worst case like the retried ones.
+        """
+        if last_try_lost:
+            self.lost_usd += self._worst[0]
+            self.lost_tokens += self._worst[1]
         for budget, reservation in self._held:
             budget.release(reservation)
         self._held = []

@@ -56,7 +56,12 @@ class GenerationRequest:
 
 
 class RetryRefused(Exception):
-    """A retry that the request's `retry_gate` did not allow (its budget cannot cover another try)."""
+    """A retry that the request's `retry_gate` did not allow (its budget cannot cover another try).
+
+    The gate only refuses after a try that may have been billed, so that try is charged.
+    """
+
+    maybe_billed = True
 
 
 @dataclass(frozen=True)

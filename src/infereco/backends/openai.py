@@ -33,7 +33,7 @@ import aiohttp
 
 from infereco.backends.base import Completion, GenerationRequest, RetryRefused, split_by_weight, split_evenly
 from infereco.backends.endpoints import EndpointPool
-from infereco.backends.sse import StreamError, merge_stream
+from infereco.backends.sse import EventReader, StreamError, merge_stream
 from infereco.budget import prompt_token_bound
 from infereco.errors import BackendError
 from infereco.usage import read_usage
@@ -345,12 +345,12 @@ class OpenAIBackend:
             finally:
                 self.endpoints.release(endpoint, healthy)
             if forwarded[0]:  # part of this answer is already with the client: another try could differ
-                raise BackendError(f"{url}: {last_reason} after streaming began (not retried)")
+                raise _lost(BackendError(f"{url}: {last_reason} after streaming began (not retried)"), True)
             if attempt < self.max_retries:
                 if request.retry_gate is not None and not request.retry_gate(maybe_billed):
                     raise RetryRefused(f"{url}: {last_reason}; no budget left for a retry")
                 await asyncio.sleep(self._backoff(attempt, retry_after))
-        raise BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)")
+        raise _lost(BackendError(f"{url}: {last_reason} (gave up after {self.max_retries + 1} tries)"), maybe_billed)
 
     def _merged(self, response: HTTPAnswer) -> HTTPAnswer:
         """A streamed answer as the JSON a plain one would be (see `infereco.backends.sse`)."""
@@ -449,26 +449,17 @@ class OpenAIBackend:
 async def _read_stream(raw: aiohttp.ClientResponse, on_text: Any, forwarded: list[int]) -> bytes:
     """Read a streamed chat completion (server-sent events), passing each piece of text to `on_text`
     as it arrives; return the whole answer as the JSON body a non-streamed request would have got,
-    so it is parsed (and counted) by the same code. Lines that are not JSON events are skipped; a
-    stream that ends before `[DONE]` and without a finish reason counts as a lost connection."""
+    so it is parsed (and counted) by the same code. Lines that are not JSON events are skipped (a
+    tolerant `EventReader`); a stream that ends before `[DONE]` and without a finish reason counts
+    as a lost connection."""
     text: list[str] = []
     logprobs: list[Any] = []
     finish: str | None = None
     usage: Any = None
-    done = False
-    async for line in raw.content:
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            break
-        try:
-            event = json.loads(data)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    reader = EventReader(strict=False)
+
+    def take(event: dict[str, Any]) -> None:
+        nonlocal finish, usage
         if isinstance(event.get("usage"), dict):
             usage = event["usage"]
         choices = event.get("choices")
@@ -484,7 +475,15 @@ async def _read_stream(raw: aiohttp.ClientResponse, on_text: Any, forwarded: lis
             logprobs.extend(lp["content"])
         if choice.get("finish_reason"):
             finish = choice["finish_reason"]
-    if not done and finish is None:
+
+    async for chunk in raw.content.iter_any():
+        for event in reader.feed(chunk):
+            take(event)
+        if reader.done:
+            break
+    for event in reader.close():
+        take(event)
+    if not reader.done and finish is None:
         raise aiohttp.ClientPayloadError("the stream ended before its last event")
     choice_out: dict[str, Any] = {"index": 0, "finish_reason": finish,
                                   "message": {"role": "assistant", "content": "".join(text)}}  # fmt: skip
@@ -625,3 +624,10 @@ def _short_error(response: HTTPAnswer, redact: Any = None) -> str:
     if redact is not None:
         message = redact(message)  # before cutting: a cut must not leave half a key behind
     return message[:200]
+
+
+def _lost(exc: BackendError, maybe_billed: bool) -> BackendError:
+    """Mark a request's final failure with whether its last try may have been billed, so the
+    Runner charges that try (at its worst case) against the budget; no retry gate saw it."""
+    exc.maybe_billed = maybe_billed
+    return exc

@@ -15,7 +15,6 @@ Adding a backend is one module with a class implementing `backends.base.Backend`
 
 from __future__ import annotations
 
-import importlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from infereco.errors import UserError
+from infereco.registry import Entry, Registry
 
 
 class BackendOptions(BaseModel):
@@ -44,14 +44,12 @@ class BackendOptions(BaseModel):
     api: str = "chat"
 
 
+#: a builder: BackendOptions -> a backend (what `BackendEntry.build` names)
 Builder = Callable[[BackendOptions], Any]
 
 
 @dataclass(frozen=True)
-class BackendEntry:
-    name: str
-    description: str
-    build: str | Builder
+class BackendEntry(Entry):
     aliases: tuple[str, ...] = ()
     logprobs: Literal["yes", "no", "server"] = "server"
     supports_n: bool = True
@@ -61,41 +59,25 @@ class BackendEntry:
     #: shown in `--backend` errors and help; False for kinds only assembly builds (the reward model)
     user_facing: bool = True
 
-    def builder(self) -> Builder:
-        if callable(self.build):
-            return self.build
-        module, _, attr = self.build.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
-
-_ENTRIES: dict[str, BackendEntry] = {}
-_NAMES: dict[str, str] = {}
+_REGISTRY: Registry[BackendEntry] = Registry("backend")
 _BUILT: weakref.WeakKeyDictionary[Any, BackendEntry] = weakref.WeakKeyDictionary()  # backend object -> its entry
 
 
 def register(entry: BackendEntry) -> BackendEntry:
-    for name in (entry.name, *entry.aliases):
-        owner = _NAMES.get(name.lower())
-        if owner is not None and owner != entry.name:
-            raise ValueError(f"backend name {name!r} is already taken by {owner!r}")
-    _ENTRIES[entry.name] = entry
-    for name in (entry.name, *entry.aliases):
-        _NAMES[name.lower()] = entry.name
-    return entry
+    return _REGISTRY.register(entry)
 
 
 def unregister(name: str) -> None:
-    found = _ENTRIES.pop(name)
-    for alias in (found.name, *found.aliases):
-        _NAMES.pop(alias.lower(), None)
+    _REGISTRY.unregister(name)
 
 
 def entry(kind: str) -> BackendEntry:
-    key = _NAMES.get(str(kind).strip().lower())
-    if key is None:
-        names = [e.name for e in _ENTRIES.values() if e.user_facing]
+    found = _REGISTRY.get(kind)
+    if found is None:
+        names = [e.name for e in _REGISTRY if e.user_facing]
         raise UserError(f"--backend {kind!r} is unknown; choose {' or '.join(names)}")
-    return _ENTRIES[key]
+    return found
 
 
 def known(backend: Any) -> BackendEntry | None:
@@ -106,12 +88,11 @@ def known(backend: Any) -> BackendEntry | None:
         built = None
     if built is not None:
         return built
-    key = _NAMES.get(str(getattr(backend, "kind", backend)).strip().lower())
-    return _ENTRIES.get(key) if key else None
+    return _REGISTRY.get(getattr(backend, "kind", backend))
 
 
 def entries() -> list[BackendEntry]:
-    return list(_ENTRIES.values())
+    return _REGISTRY.entries()
 
 
 def build(options: BackendOptions) -> Any:

@@ -23,51 +23,149 @@ class StreamError(ValueError):
     """A stream that is not a whole answer: cut short, not JSON, or an error event mid-stream."""
 
 
+_NOT_JSON = object()
+
+
+class EventReader:
+    """The JSON events of a server-sent-event body, read from its bytes as they arrive.
+
+    The one place that knows SSE framing, for both readers of streams: `merge_stream` (strict,
+    a whole body) and the OpenAI backend's live reader for `infereco serve` (tolerant, chunk by
+    chunk, forwarding text as it comes). `feed(chunk)` returns the events the chunk completes;
+    `close()` those the end of the body completes; `done` turns True at `data: [DONE]`, and
+    nothing after it is read. Framing: lines end in LF, CRLF or CR, and a chunk may end anywhere,
+    even between CR and LF; blank lines end events; `:` comments (keep-alive pings) and `event:`,
+    `id:`, `retry:` fields are skipped. A `data:` line that is a JSON value by itself is an event
+    at once (text reaches the client as it arrives, and servers that separate events by one
+    newline are read); otherwise `data:` lines gather until the blank line and are read joined by
+    newlines (a multi-line event), or, when that is no JSON either, each on its own.
+
+    `strict`: a payload that is not JSON or not an object, an `error:` line (llama.cpp's) or an
+    event with an `error` field raises `StreamError`. Tolerant: the first two are skipped, and an
+    `error` event is passed on like any other (its reader decides what it means).
+    """
+
+    def __init__(self, *, strict: bool) -> None:
+        self.strict = strict
+        self.done = False
+        self._partial = bytearray()  # the unterminated end of the last chunk
+        self._data: list[bytes] = []  # the data lines of an event not yet whole
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        """The events this chunk completes, in order."""
+        out: list[dict[str, Any]] = []
+        if self.done:
+            return out
+        if b"\n" not in chunk and b"\r" not in chunk and not self._partial.endswith(b"\r"):
+            self._partial += chunk  # no line ends here: a long line dripping in stays linear
+            return out
+        lines = (bytes(self._partial) + chunk).splitlines(keepends=True)
+        self._partial = bytearray()
+        if lines and not lines[-1].endswith(b"\n"):
+            self._partial += lines.pop()  # unterminated, or a CR whose LF may come in the next chunk
+        for line in lines:
+            self._line(line, out)
+            if self.done:
+                self._partial = bytearray()
+                break
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        """The events the end of the body completes: its unterminated last line and last event."""
+        out: list[dict[str, Any]] = []
+        if not self.done:
+            partial, self._partial = bytes(self._partial), bytearray()
+            if partial:
+                self._line(partial, out)
+            self._dispatch(out)
+        return out
+
+    def _line(self, raw: bytes, out: list[dict[str, Any]]) -> None:
+        line = raw.strip()
+        if not line:
+            self._dispatch(out)  # a blank line: the event is whole
+        elif line.startswith(b"error:"):
+            if self.strict:
+                self._dispatch(out)
+                raise StreamError(f"error event in the stream: {line[6:].decode('utf-8', 'replace').strip()[:160]}")
+        elif line.startswith(b"data:"):
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                self._dispatch(out)
+                self.done = True
+            elif self._data or (event := _loads(data)) is _NOT_JSON:
+                self._data.append(data)
+            else:
+                self._emit(event, out)
+        # else: a comment (":" ping) or a field (`event:`, `id:`, `retry:`) that carries nothing we use
+
+    def _dispatch(self, out: list[dict[str, Any]]) -> None:
+        """Read the gathered data lines of one event (see the class docstring)."""
+        pieces, self._data = self._data, []
+        if not any(pieces):
+            return  # an event without data is no event (the SSE rule)
+        event = _loads(b"\n".join(pieces)) if len(pieces) > 1 else _NOT_JSON
+        if event is not _NOT_JSON:
+            self._emit(event, out)
+            return
+        for data in pieces:  # no JSON joined: one event per line without blank lines between
+            event = _loads(data) if data else None
+            if event is _NOT_JSON:
+                if self.strict:
+                    raise StreamError(f"a stream event is not JSON: {data[:80]!r}")
+            elif data:
+                self._emit(event, out)
+
+    def _emit(self, event: Any, out: list[dict[str, Any]]) -> None:
+        if not isinstance(event, dict):
+            if self.strict:
+                raise StreamError("a stream event is not an object")
+        elif self.strict and "error" in event:
+            raise StreamError(f"error event in the stream: {str(event['error'])[:160]}")
+        else:
+            out.append(event)
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return _NOT_JSON
+
+
 def merge_stream(body: bytes, api: str = "chat") -> dict[str, Any]:
     """The events of an SSE body as one completion object (`choices` sorted by index).
 
     Each choice gets `usage` when the stream gave it one; the top-level `usage` then holds the
     first choice's prompt counts (the prompt is processed once for all choices) and the sum of
-    the choices' completion tokens. Raises `StreamError` if the stream did not end with `[DONE]`.
+    the choices' completion tokens. Raises `StreamError` if the stream did not end with `[DONE]`,
+    or on anything `EventReader` refuses when strict.
     """
     choices: dict[int, dict[str, Any]] = {}
     texts: dict[int, list[str]] = {}
     last_finished: int | None = None
-    done = False
     extra: dict[str, Any] = {}
-    for raw in body.split(b"\n"):
-        line = raw.strip()
-        if not line or line.startswith(b":"):
-            continue  # blank separators and comments (keep-alive pings)
-        if line.startswith(b"error:"):
-            raise StreamError(f"error event in the stream: {line[6:].decode('utf-8', 'replace').strip()[:160]}")
-        if not line.startswith(b"data:"):
-            continue  # `event:`, `id:`, `retry:` fields carry nothing we use
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            break
-        try:
-            event = json.loads(data)
-        except ValueError:
-            raise StreamError(f"a stream event is not JSON: {data[:80]!r}") from None
-        if not isinstance(event, dict):
-            raise StreamError("a stream event is not an object")
-        if "error" in event:
-            raise StreamError(f"error event in the stream: {str(event['error'])[:160]}")
+    reader = EventReader(strict=True)
+    for event in [*reader.feed(body), *reader.close()]:
         for key in ("id", "model", "created", "system_fingerprint"):
             if key in event:
                 extra.setdefault(key, event[key])
         if isinstance(event.get("timings"), dict):
             extra["timings"] = event["timings"]
-        for choice in event.get("choices") or []:
+        streamed = event.get("choices") or []
+        if not isinstance(streamed, list):
+            raise StreamError("a stream event's choices are not a list")
+        for choice in streamed:
             if not isinstance(choice, dict):
                 raise StreamError("a streamed choice is not an object")
             index = choice.get("index", 0)
             if not isinstance(index, int):
                 raise StreamError(f"a streamed choice has index {index!r}")
             merged = choices.setdefault(index, {"index": index, "finish_reason": None, "logprobs": None})
-            piece = (choice.get("delta") or {}).get("content") if api == "chat" else choice.get("text")
+            delta = (choice.get("delta") or {}) if api == "chat" else {"content": choice.get("text")}
+            if not isinstance(delta, dict):
+                raise StreamError("a streamed choice's delta is not an object")
+            piece = delta.get("content")
             if isinstance(piece, str):
                 texts.setdefault(index, []).append(piece)
             lp = choice.get("logprobs")
@@ -79,7 +177,7 @@ def merge_stream(body: bytes, api: str = "chat") -> dict[str, Any]:
         usage = event.get("usage")
         if isinstance(usage, dict) and not event.get("choices") and last_finished is not None:
             choices[last_finished]["usage"] = usage
-    if not done:
+    if not reader.done:
         raise StreamError("the stream ended before [DONE]")
     out: list[dict[str, Any]] = []
     for index in sorted(choices):

@@ -17,7 +17,6 @@ docs/architecture.md, "How to add a strategy"; tests/test_registry.py does exact
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from infereco.errors import UserError
+from infereco.registry import Entry, Registry
 from infereco.strategies.options import (
     AdaptiveOptions,
     BeamOptions,
@@ -42,13 +42,9 @@ Builder = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class StrategyEntry:
+class StrategyEntry(Entry):
     """One strategy and its facts (see the module docstring)."""
 
-    name: str
-    description: str
-    #: the builder, or "module:function" imported on first use (keeps `import infereco` light)
-    build: str | Builder
     aliases: tuple[str, ...] = ()
     options: tuple[type[BaseModel], ...] = ()
     uses_verifier: bool = False
@@ -60,51 +56,35 @@ class StrategyEntry:
     def option_names(self) -> set[str]:
         return option_fields(self.options)
 
-    def builder(self) -> Builder:
-        if callable(self.build):
-            return self.build
-        module, _, attr = self.build.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
-
-_ENTRIES: dict[str, StrategyEntry] = {}
-_NAMES: dict[str, str] = {}  # every name and alias -> the entry's name
+_REGISTRY: Registry[StrategyEntry] = Registry("strategy")
 
 
 def register(entry: StrategyEntry) -> StrategyEntry:
     """Add (or replace) a strategy; its name and aliases become valid `--strategy` values."""
-    for name in (entry.name, *entry.aliases):
-        owner = _NAMES.get(name.lower())
-        if owner is not None and owner != entry.name:
-            raise ValueError(f"strategy name {name!r} is already taken by {owner!r}")
-    _ENTRIES[entry.name] = entry
-    for name in (entry.name, *entry.aliases):
-        _NAMES[name.lower()] = entry.name
-    return entry
+    return _REGISTRY.register(entry)
 
 
 def unregister(name: str) -> None:
     """Remove a strategy (tests that register their own clean up with this)."""
-    entry = _ENTRIES.pop(name)
-    for alias in (entry.name, *entry.aliases):
-        _NAMES.pop(alias.lower(), None)
+    _REGISTRY.unregister(name)
 
 
 def entry(name: str) -> StrategyEntry:
     """The entry for a name or alias; an unknown one is a `UserError` listing the known ones."""
-    key = _NAMES.get(str(name).strip().lower())
-    if key is None:
-        raise UserError(f"--strategy {name!r} is unknown; choose one of: {', '.join(_ENTRIES)}")
-    return _ENTRIES[key]
+    found = _REGISTRY.get(name)
+    if found is None:
+        raise UserError(f"--strategy {name!r} is unknown; choose one of: {', '.join(_REGISTRY.names())}")
+    return found
 
 
 def entries() -> list[StrategyEntry]:
-    return list(_ENTRIES.values())
+    return _REGISTRY.entries()
 
 
 def takers(option: str) -> list[str]:
     """The strategies that take an option (by field name), in registry order."""
-    return [e.name for e in _ENTRIES.values() if option in e.option_names]
+    return [e.name for e in _REGISTRY if option in e.option_names]
 
 
 def uses_verifier(name: str) -> bool:
@@ -128,7 +108,7 @@ def make_strategy(name: str, n: int, seed: int = 0, verifier: Any = None, **opti
         raise UserError(f"--n must be an integer >= 1, got {n!r}")
     found = entry(name)
     if verifier is not None and not found.uses_verifier:
-        users = ", ".join(e.name for e in _ENTRIES.values() if e.uses_verifier)
+        users = ", ".join(e.name for e in _REGISTRY if e.uses_verifier)
         raise UserError(f"--verifier {verifier!r} applies to {users} only; --strategy {name} uses none")
     return found.builder()(n, seed, verifier, **options)
 
@@ -240,7 +220,7 @@ for _entry in (
 
 def descriptions() -> dict[str, str]:
     """name -> one-line description of every registered strategy (for help texts and `--strategy` errors)."""
-    return {e.name: e.description for e in _ENTRIES.values()}
+    return {e.name: e.description for e in _REGISTRY}
 
 
 __all__ = [

@@ -30,6 +30,9 @@ class Format:
     step_delimiter: str = "\n\n"
     #: what `--format NAME` expects of a row, for error messages
     expected: str = ""
+    #: the task options its grading uses (`tasks.options`: SANDBOX, GRADER); a task of these rows
+    #: given any other grading option refuses it by name
+    options: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {}
@@ -65,15 +68,16 @@ def _register_builtins() -> None:
     from infereco.tasks.choice import CHOICE_SYSTEM_PROMPT, CHOICE_TEMPLATE, ChoiceChecker, choice_problem
     from infereco.tasks.code import EVALPLUS_TEMPLATE, CodeChecker, humaneval_problem, mbpp_problem
     from infereco.tasks.freeform import FREEFORM_SYSTEM_PROMPT, JudgeChecker, freeform_problem
+    from infereco.tasks.options import GRADER, SANDBOX
 
     register(Format(
         "humaneval", "HumanEval-style code: 'task_id', 'prompt', 'test', 'entry_point'; tests run in the sandbox",
         ("task_id", "prompt", "test", "entry_point"), lambda row, where, _id: humaneval_problem(row, where),
-        CodeChecker, "", EVALPLUS_TEMPLATE, expected="'task_id', 'prompt', 'test', 'entry_point'",
+        CodeChecker, "", EVALPLUS_TEMPLATE, expected="'task_id', 'prompt', 'test', 'entry_point'", options=SANDBOX,
     ))  # fmt: skip
     register(Format(
         "mbpp", "MBPP-style code: 'text' (or 'prompt'), 'test_list', optional 'test_setup_code'",
-        ("test_list",), mbpp_problem, CodeChecker, "", EVALPLUS_TEMPLATE, expected="'text', 'test_list'",
+        ("test_list",), mbpp_problem, CodeChecker, "", EVALPLUS_TEMPLATE, expected="'text', 'test_list'", options=SANDBOX,
     ))  # fmt: skip
     register(Format(
         "choice", "multiple choice: 'question', 'choices' (list), 'answer' (letter, index or choice text)",
@@ -83,7 +87,7 @@ def _register_builtins() -> None:
     register(Format(
         "freeform", "free-form answers graded by a judge model: 'question', 'reference' (or 'answer' with --format)",
         ("question", "reference"), freeform_problem, JudgeChecker, FREEFORM_SYSTEM_PROMPT,
-        expected="'question', 'reference'",
+        expected="'question', 'reference'", options=GRADER,
     ))  # fmt: skip
 
 
