@@ -212,9 +212,11 @@ class _ProblemContext:
         *,
         role: str = "main",
         partial: bool = False,
+        affinity: str = "",
     ) -> list[SampleRecord]:
         return await self.runner.sample(
-            self.problem, step, n, messages or self.messages(), params or self.runner.spec.params, role, partial
+            self.problem, step, n, messages or self.messages(), params or self.runner.spec.params, role, partial,
+            affinity=affinity,
         )
 
 
@@ -503,8 +505,11 @@ class Runner:
         params: SamplingParams,
         role: str = "main",
         partial: bool = False,
+        affinity: str = "",
     ) -> list[SampleRecord]:
         served = self._roles.get(role)
+        if affinity:  # one family per run, problem and name: other problems' steps share only the system prompt
+            affinity = f"{self.ledger_id}|{problem.id}|{affinity}"
         if served is None:
             raise ValueError(f"step {step!r} asks for backend role {role!r}, which this run was not given")
         if self.step_prefix is not None and step != POOL_STEP and not step.startswith(GRADE_STEPS):
@@ -522,7 +527,7 @@ class Runner:
             while missing:
                 chunks = _chunks(missing, served.backend.max_samples_per_request())
                 fresh = await asyncio.gather(
-                    *(self._send(problem, step, chunk, messages, params, served, role) for chunk in chunks),
+                    *(self._send(problem, step, chunk, messages, params, served, role, affinity) for chunk in chunks),
                     return_exceptions=True,
                 )  # every chunk lands (or fails) before this problem gives up, so none is left running unawaited
                 progressed = False
@@ -571,6 +576,7 @@ class Runner:
         params: SamplingParams,
         served: _Served,
         role: str = "main",
+        affinity: str = "",
     ) -> list[SampleRecord]:
         start = indices[0]
         key = f"{problem.id}|{step}|{start}+{len(indices)}"
@@ -589,6 +595,7 @@ class Runner:
             key=f"{self.run_id}/{key}",
             retry_gate=ledger.gate,
             on_text=self.on_text,
+            affinity=affinity,
         )
         backend, price = served.backend, served.price
         async with served.slots:

@@ -32,6 +32,12 @@ class GenerationRequest:
     each piece of text as the server produces it (`infereco serve` forwards them to its client).
     The request still returns its whole `Completion`, so nothing downstream changes. A backend
     that cannot stream may ignore it; one that can must not retry once a piece was passed on.
+
+    `affinity`, when set, names a family of requests that share a long prefix (the problem and the
+    steps so far of one step-level search). A backend that can keep such a family where its prefix
+    stays cached may route every request of it there (the embedded llama.cpp server: one slot per
+    family, see `backends.slots`); any other backend ignores it. It changes where a request runs,
+    never what it asks for.
     """
 
     messages: tuple[Message, ...]
@@ -46,6 +52,7 @@ class GenerationRequest:
     key: str = ""
     retry_gate: Callable[[bool], bool] | None = field(default=None, compare=False, repr=False)
     on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    affinity: str = field(default="", compare=False)
 
 
 class RetryRefused(Exception):

@@ -27,6 +27,7 @@ import httpx
 from infereco.backends.base import Completion, GenerationRequest
 from infereco.backends.models import cache_dir, resolve_model
 from infereco.backends.openai import OpenAIBackend
+from infereco.backends.slots import SlotHomes
 from infereco.errors import BackendError, UserError
 from infereco.prices import RuntimeProfile
 
@@ -113,6 +114,17 @@ class LlamaServer:
             *self.extra_args,
         ]  # fmt: skip
 
+    def environment(self) -> dict[str, str]:
+        """The server's environment: infereco's own, with idle slots kept as they are.
+
+        Newer servers save every idle slot to the RAM prompt cache and clear it whenever a request
+        starts (`--cache-idle-slots`); then a step-level search's request sent to its home slot
+        finds it empty and reuses nothing (see `infereco.backends.slots`). Set through the
+        environment, not a flag, so that a server too old to have the setting still starts (it
+        keeps idle slots anyway); a value the user set wins. Measured neutral for plain sampling
+        (docs/benchmarks.md, "Step-level searches")."""
+        return {"LLAMA_ARG_CACHE_IDLE_SLOTS": "0", **os.environ}
+
     def start(self, timeout_s: float = 120.0) -> None:
         """Start the server and wait until /health answers 200; raise a one-line error otherwise."""
         self.launch()
@@ -127,7 +139,7 @@ class LlamaServer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent, env=self.environment(),
             )  # fmt: skip
         atexit.register(self.stop)  # a normal interpreter exit never leaves the server behind
 
@@ -197,6 +209,8 @@ class LlamaCppBackend:
         # Step-level searches send many small requests (one per distinct prefix): more help there.
         self._concurrency = max(1, concurrency)
         self.server = LlamaServer(self.model_path, slots=slots, ctx_per_slot=ctx_per_slot, threads=threads)
+        # each step-level search keeps to one slot, where its steps so far stay cached (backends.slots)
+        self._homes = SlotHomes(self.server.slots)
         self._client: OpenAIBackend | None = None
         self._timeout_s = timeout_s
         self._lock = asyncio.Lock()
@@ -229,6 +243,7 @@ class LlamaCppBackend:
                     concurrency=self.max_concurrency(),
                     max_n=self._max_n,
                     llamacpp=True,  # per-choice token counts by streaming, not logprobs (see backends.sse)
+                    home_slot=self._homes.slot_for,
                 )
 
     async def runtime_profile(self, remeasure: bool = False) -> RuntimeProfile:

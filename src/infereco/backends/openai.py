@@ -26,7 +26,7 @@ import random
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -122,10 +122,14 @@ class OpenAIBackend:
         eject_after: int = 3,
         cooldown_s: float = 5.0,
         llamacpp: bool | None = None,
+        home_slot: Callable[[str], int] | None = None,
     ) -> None:
         """`llamacpp`: whether the endpoints are llama.cpp servers (per-choice token counts come from
         a streamed answer there, see `infereco.backends.sse`); None learns it once per endpoint, from
-        its `GET /props`, before the first request for several choices is sent."""
+        its `GET /props`, before the first request for several choices is sent.
+        `home_slot`: for a llama.cpp server that keeps idle slots' contents (the embedded one), the
+        slot a request family (`GenerationRequest.affinity`) is sent to, as `id_slot`; see
+        `infereco.backends.slots`."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise BackendError("--base-url is needed (e.g. http://127.0.0.1:8080/v1)")
@@ -156,6 +160,7 @@ class OpenAIBackend:
         self.count_tokens_from_logprobs = count_tokens_from_logprobs
         # which endpoints are llama.cpp servers, whose `usage` covers the first of n choices only
         self._llamacpp: dict[str, bool] = {u: llamacpp for u in self.base_urls} if llamacpp is not None else {}
+        self._home_slot = home_slot
         self._learning: asyncio.Lock | None = None
         self._client: aiohttp.ClientSession | None = None
         self._closing: aiohttp.ClientSession | None = None  # one connection per request (see `_http`)
@@ -273,6 +278,8 @@ class OpenAIBackend:
             else:  # the completions API takes the number of alternatives per token; at least 1,
                 # since llama.cpp's server returns no logprobs at all for 0 (OpenAI, vLLM: sampled only)
                 body["logprobs"] = max(request.top_logprobs, 1)
+        if request.affinity and self._home_slot is not None:
+            body["id_slot"] = self._home_slot(request.affinity)
         body.update(self.extra_body)
         return body
 

@@ -54,6 +54,7 @@ class SamplingContext(Protocol):
         *,
         role: str = "main",
         partial: bool = False,
+        affinity: str = "",
     ) -> list[SampleRecord]:
         """Samples 0..n-1 of `step`: stored ones are reused, missing ones are generated and stored.
 
@@ -63,6 +64,10 @@ class SamplingContext(Protocol):
         looked up on resume. With `partial`, a problem budget that runs out part-way returns the
         samples that were affordable (in index order, possibly fewer than n) instead of raising
         `BudgetSpent`; it still raises when not even one sample is affordable.
+        `affinity` names the requests of this problem that extend one another's prompts (a
+        step-level search's steps): the context passes it on to the backend, qualified by the run
+        and problem, so a server that caches prefixes can keep them together (see
+        `GenerationRequest.affinity`). It never changes what is sampled.
         """
         ...
 

@@ -60,6 +60,10 @@ async def score_all(env: StepEnv, partials: list[Partial]) -> list[float]:
     return [scores[p] for p in partials]
 
 
+#: the request family of a search's step requests (the runner qualifies it with run and problem)
+AFFINITY = "steps"
+
+
 class ModelSteps:
     """The StepEnv of a real model behind a SamplingContext."""
 
@@ -86,8 +90,11 @@ class ModelSteps:
         return Partial(steps, done, partial.authors + ((author,) if text else ()))
 
     async def expand(self, partial: Partial, m: int) -> list[Partial]:
+        """m continuations by one step, in one request. Every step request of the search names the
+        same `affinity`: each one's prompt extends an earlier one's, so a server that caches
+        prefixes can keep them where the problem and the steps so far are already evaluated."""
         step = f"step/{len(partial.steps)}/{content_key(partial.steps)}"
-        records = await self.ctx.sample(step, m, self.messages(partial), self.params)
+        records = await self.ctx.sample(step, m, self.messages(partial), self.params, affinity=AFFINITY)
         return [self.grow(partial, r.text, r.finish_reason) for r in records]
 
     async def score(self, partial: Partial) -> float:
