@@ -227,8 +227,11 @@ def _audit_lost(fake: FakeServer, store: Path) -> dict[str, Any]:
 
 def _lost_keys(store: Path) -> list[str]:
     with Store(store) as db:
-        run_id = db.runs()[0]["run_id"]
-        return [f"{run_id}/{k}" for (k,) in db.conn.execute("SELECT request_key FROM lost WHERE run_id=?", (run_id,))]
+        run_id = db.runs()[0]["run_id"]  # what request keys sent to the server start with
+        # lost requests are charged to the run's pool (its ledger), whose id differs from the run's:
+        # reading them under the run's id found none, and a request lost in flight and resent by the
+        # resume looked "sent twice" whenever the server had received it before the kill
+        return [f"{run_id}/{k}" for (k,) in db.conn.execute("SELECT request_key FROM lost")]
 
 
 def _stats(url: str) -> dict[str, Any]:
